@@ -1,0 +1,107 @@
+"""The small interface every detector implements, and the batch it is handed.
+
+A detector sees one batch of like/unlike events at a time, already counted into the shared
+window families (and any families it declared itself), and returns :class:`Finding` s. The
+pipeline turns findings into contract alerts (ids, cool-down, severity); detectors never talk
+to Kafka, Faust or the alerts topic.
+"""
+
+from __future__ import annotations
+
+import abc
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from detectors.state import RedisState
+from detectors.windows import ADDED, WindowCounts, WindowSpec
+from schemas.records import LikeEvent, SubjectKind
+
+#: Core window families the pipeline always keeps: likes and unlikes per actor, member =
+#: event id. They are also the idempotency record: a like whose event id is already in
+#: ``actor_likes`` is a redelivery.
+ACTOR_LIKES = "actor_likes"
+ACTOR_UNLIKES = "actor_unlikes"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A detector's verdict on one subject, before alert hygiene.
+
+    ``score`` is normalised so that 1.0 is exactly the detector's threshold.
+    ``trigger_event_id`` names the event that tipped it; it makes the alert id deterministic.
+    """
+
+    detector: str
+    subject_kind: SubjectKind
+    subject_id: str
+    accounts: tuple[str, ...]
+    score: float
+    event_time: float
+    window_start: float
+    window_end: float
+    trigger_event_id: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    cooldown_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One batch of like/unlike events, in processing order, with their window counts.
+
+    Attributes
+    ----------
+    events
+        The like and unlike events of the batch.
+    windows
+        Per window family, a list aligned with ``events`` (``None`` where it does not apply).
+    lengths
+        The window lengths (seconds) of each family, in the order of its counts.
+    state
+        Redis, for detectors that keep state beyond windows.
+    """
+
+    events: Sequence[LikeEvent]
+    windows: Mapping[str, Sequence[WindowCounts | None]]
+    lengths: Mapping[str, tuple[int, ...]]
+    state: RedisState
+
+    def is_fresh(self, index: int) -> bool:
+        """True the first time the event is seen: only fresh events may teach a model."""
+        event = self.events[index]
+        family = ACTOR_LIKES if event.type == "like" else ACTOR_UNLIKES
+        counts = self.windows[family][index]
+        return counts is not None and counts.status == ADDED
+
+
+class Detector(abc.ABC):
+    """One signal. Subclasses set :attr:`name` and implement :meth:`detect`."""
+
+    name: ClassVar[str]
+
+    def window_specs(self) -> Sequence[WindowSpec]:
+        """Extra window families this detector needs beyond the core ones."""
+        return ()
+
+    @abc.abstractmethod
+    def detect(self, batch: Batch) -> list[Finding]:
+        """Judge a batch (and learn from its fresh events); return findings in event order."""
+
+    def model_state(self) -> Any:
+        """Picklable online-model state to checkpoint, or ``None`` when there is none."""
+        return None
+
+    def load_model_state(self, state: Any) -> None:  # noqa: B027 - optional hook
+        """Restore what :meth:`model_state` returned."""
+
+
+def sampled(event_id: str, fraction: float) -> bool:
+    """Deterministic sampling by event id: the same events are chosen in every run.
+
+    >>> sampled("e-1", 1.0), sampled("e-1", 0.0)
+    (True, False)
+    """
+    if fraction >= 1.0:
+        return True
+    return (zlib.crc32(event_id.encode()) & 0xFFFF) < fraction * 0x10000

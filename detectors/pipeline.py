@@ -1,0 +1,165 @@
+"""The one entry point every driver calls: a batch of events in, alerts out.
+
+The Faust worker, ``likeguard replay`` and the tests all feed :meth:`Pipeline.process`; none of
+them knows how windows, models or cool-downs work.
+
+Per batch, the work is: store snapshots (newest wins) and count like/unlike events into every
+window family (one Lua call each), let each detector judge the batch, pass the findings through
+the alert gate (one more Lua call), and checkpoint models now and then.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from detectors.alerts import AlertGate
+from detectors.base import ACTOR_LIKES, ACTOR_UNLIKES, Batch, Detector
+from detectors.burst import BurstDetector
+from detectors.config import Config
+from detectors.models import ModelCheckpoints
+from detectors.state import RedisState
+from detectors.windows import ADDED, DUPLICATE, WindowSpec, WindowStore
+from schemas.records import AccountSnapshot, Alert, Event, LikeEvent, PostSnapshot
+
+log = logging.getLogger(__name__)
+
+_OUTCOME = {ADDED: "accepted", DUPLICATE: "duplicate"}
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What one batch produced: alerts, and event counts by (type, outcome)."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    newest_event_time: float | None = None
+
+
+def default_detectors(config: Config) -> list[Detector]:
+    """Every detector enabled in ``config``."""
+    detectors: list[Detector] = []
+    if config.burst.enabled:
+        detectors.append(BurstDetector(config.burst, config.windows.lengths_seconds))
+    return detectors
+
+
+def _actor_if(kind: str) -> object:
+    def key_of(event: LikeEvent) -> str | None:
+        return event.actor_id if event.type == kind else None
+
+    return key_of
+
+
+class Pipeline:
+    """Detection over batches of events, with all state in Redis under one namespace.
+
+    Parameters
+    ----------
+    state
+        Redis handle (namespace included).
+    config
+        Detection settings.
+    detectors
+        The detectors to run; every enabled one by default.
+    """
+
+    def __init__(
+        self, state: RedisState, config: Config, detectors: Sequence[Detector] | None = None
+    ) -> None:
+        self.state = state
+        self.config = config
+        self.detectors = list(default_detectors(config) if detectors is None else detectors)
+        lengths = config.windows.lengths_seconds
+        core = [
+            WindowSpec(ACTOR_LIKES, _actor_if("like"), lengths),  # type: ignore[arg-type]
+            WindowSpec(ACTOR_UNLIKES, _actor_if("unlike"), lengths),  # type: ignore[arg-type]
+        ]
+        specs = core + [s for d in self.detectors for s in d.window_specs()]
+        self.windows = WindowStore(state, config.windows, specs)
+        self._lengths = {spec.name: spec.lengths for spec in self.windows.specs}
+        self.gate = AlertGate(state, config.alerts)
+        self.checkpoints = ModelCheckpoints(state)
+        self._since_checkpoint = 0
+        self._restore_models()
+
+    def process(self, events: Sequence[Event]) -> BatchResult:
+        """Run one batch (in the given order) through windows, detectors and the alert gate."""
+        result = BatchResult()
+        likes: list[LikeEvent] = []
+        snapshots: list[AccountSnapshot | PostSnapshot] = []
+        for event in events:
+            if isinstance(event, LikeEvent):
+                likes.append(event)
+            else:
+                snapshots.append(event)
+            if result.newest_event_time is None or event.ts > result.newest_event_time:
+                result.newest_event_time = event.ts
+        if snapshots:
+            self._store_snapshots(snapshots, result)
+        if likes:
+            self._detect(likes, result)
+        self._since_checkpoint += len(events)
+        if self._since_checkpoint >= self.config.models.checkpoint_every_events:
+            self.checkpoint()
+        return result
+
+    def _detect(self, likes: list[LikeEvent], result: BatchResult) -> None:
+        windows = self.windows.update(likes)
+        for index, event in enumerate(likes):
+            family = ACTOR_LIKES if event.type == "like" else ACTOR_UNLIKES
+            counts = windows[family][index]
+            status = counts.status if counts is not None else ADDED
+            result.outcomes[(event.type, _OUTCOME.get(status, "late"))] += 1
+        batch = Batch(events=likes, windows=windows, lengths=self._lengths, state=self.state)
+        findings = [f for detector in self.detectors for f in detector.detect(batch)]
+        findings.sort(key=lambda f: f.event_time)
+        result.alerts.extend(self.gate.admit(findings))
+
+    def _store_snapshots(
+        self, snapshots: list[AccountSnapshot | PostSnapshot], result: BatchResult
+    ) -> None:
+        args: list[str | int] = [self.state.namespace, self.config.snapshots.key_ttl_seconds]
+        for snap in snapshots:
+            fields: dict[str, str | float | int | None]
+            if isinstance(snap, AccountSnapshot):
+                fields = {
+                    "created_at": snap.created_at,
+                    "followers": snap.followers,
+                    "following": snap.following,
+                    "posts": snap.posts,
+                }
+                head = ["acct", snap.account_id]
+            else:
+                fields = {
+                    "author_id": snap.author_id,
+                    "created_at": snap.created_at,
+                    "views": snap.views,
+                    "completions": snap.completions,
+                }
+                head = ["post", snap.post_id]
+            present = [(k, v) for k, v in fields.items() if v is not None]
+            args += [*head, repr(snap.ts), len(present)]
+            for name, value in present:
+                args += [name, repr(value) if isinstance(value, float) else str(value)]
+        stored = self.state.run_script("snapshots", args)
+        for snap, ok in zip(snapshots, stored, strict=True):
+            result.outcomes[(snap.type, "accepted" if int(ok) else "duplicate")] += 1
+
+    def checkpoint(self) -> None:
+        """Save every detector's model state to Redis now."""
+        self.checkpoints.save({d.name: d.model_state() for d in self.detectors})
+        self._since_checkpoint = 0
+
+    def _restore_models(self) -> None:
+        saved = self.checkpoints.load()
+        for detector in self.detectors:
+            if detector.name in saved:
+                detector.load_model_state(saved[detector.name])
+                log.info("restored %s model from checkpoint", detector.name)
+
+    def close(self) -> None:
+        """Checkpoint models; call on shutdown."""
+        self.checkpoint()

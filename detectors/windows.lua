@@ -1,0 +1,64 @@
+-- Sliding event-time windows for a whole batch in one call.
+--
+-- Each window key is a sorted set: member = event id (or another id), score = event time.
+-- Adding is idempotent (ZADD NX, or GT for "latest time per member" sets), so a redelivered
+-- event never counts twice. Counts are taken at the event's own time, (ts - length, ts], so
+-- they do not depend on the wall clock or on how far the stream has advanced since.
+--
+-- ARGV: namespace, n_families,
+--       per family: name, retention, max_members, ttl, mode ("nx" | "gt"), n_lengths, lengths...
+--       then per entry: family index (1-based), key, member, ts
+-- Returns per entry: status (1 added, 0 already there, -1 older than retention), then one count
+-- per length of its family (zeros for late entries).
+--
+-- Keys are built here from ARGV, so this script needs a single Redis node (or a proxy that
+-- pins a namespace to one node); see docs/redis-keys.md.
+
+local ns = ARGV[1]
+local n_families = tonumber(ARGV[2])
+local i = 3
+local families = {}
+for f = 1, n_families do
+  local n_lengths = tonumber(ARGV[i + 5])
+  local lengths = {}
+  for l = 1, n_lengths do lengths[l] = tonumber(ARGV[i + 5 + l]) end
+  families[f] = {
+    prefix = ns .. ':w:' .. ARGV[i] .. ':',
+    retention = tonumber(ARGV[i + 1]),
+    max_members = tonumber(ARGV[i + 2]),
+    ttl = tonumber(ARGV[i + 3]),
+    mode = string.upper(ARGV[i + 4]),
+    lengths = lengths,
+  }
+  i = i + 6 + n_lengths
+end
+
+local out = {}
+local n = #ARGV
+while i <= n do
+  local family = families[tonumber(ARGV[i])]
+  local key = family.prefix .. ARGV[i + 1]
+  local member = ARGV[i + 2]
+  local ts = tonumber(ARGV[i + 3])
+  i = i + 4
+  local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  local top = ts
+  if newest[2] then top = math.max(ts, tonumber(newest[2])) end
+  if ts < top - family.retention then
+    out[#out + 1] = -1
+    for _ = 1, #family.lengths do out[#out + 1] = 0 end
+  else
+    out[#out + 1] = redis.call('ZADD', key, family.mode, ts, member)
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. string.format('%.6f', top - family.retention))
+    if family.max_members > 0 then
+      local excess = redis.call('ZCARD', key) - family.max_members
+      if excess > 0 then redis.call('ZREMRANGEBYRANK', key, 0, excess - 1) end
+    end
+    redis.call('EXPIRE', key, family.ttl)
+    for _, length in ipairs(family.lengths) do
+      out[#out + 1] = redis.call('ZCOUNT', key, '(' .. string.format('%.6f', ts - length),
+                                 string.format('%.6f', ts))
+    end
+  end
+end
+return out

@@ -1,0 +1,129 @@
+"""Event-time sliding windows in Redis, for a whole batch in one round trip.
+
+A *window family* is a set of sorted sets of one kind, e.g. "likes per actor": one key per
+actor, members are event ids, scores are event times. Detectors declare the families they need
+as :class:`WindowSpec`; :class:`WindowStore` merges the declarations, sends one Lua call per
+batch, and hands back per-event counts over each window length.
+
+Idempotent by construction: re-adding a member is a no-op, so a redelivered event never counts
+twice, and its status says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from detectors.config import WindowsConfig
+from detectors.state import RedisState
+from schemas.records import LikeEvent
+
+ADDED = 1
+DUPLICATE = 0
+LATE = -1
+
+#: Returns the window key for an event, or ``None`` when the family does not apply to it.
+KeyOf = Callable[[LikeEvent], str | None]
+MemberOf = Callable[[LikeEvent], str]
+
+
+def _event_id(event: LikeEvent) -> str:
+    return event.event_id
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """One window family.
+
+    Parameters
+    ----------
+    name
+        Family name, part of the Redis key (``{ns}:w:{name}:{key}``).
+    key_of
+        Which key an event goes to (``None``: the family ignores the event).
+    lengths
+        Window lengths in seconds to count over, at each event's own time.
+    member_of
+        The sorted-set member; the event id by default (count events). Use another id (e.g.
+        the actor) together with ``latest=True`` to count distinct members instead.
+    latest
+        Keep each member at its latest time (ZADD GT) rather than its first (ZADD NX).
+    """
+
+    name: str
+    key_of: KeyOf
+    lengths: tuple[int, ...]
+    member_of: MemberOf = _event_id
+    latest: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCounts:
+    """What the store says about one event in one family."""
+
+    status: int
+    counts: tuple[int, ...]
+
+
+class WindowStore:
+    """Runs the declared window families over batches of like events."""
+
+    def __init__(self, state: RedisState, config: WindowsConfig, specs: Sequence[WindowSpec]):
+        self.state = state
+        self.config = config
+        self.specs: list[WindowSpec] = []
+        seen: dict[str, WindowSpec] = {}
+        for spec in specs:
+            if spec.name in seen:
+                if seen[spec.name] != spec:
+                    raise ValueError(f"window family {spec.name!r} declared twice, differently")
+                continue
+            seen[spec.name] = spec
+            self.specs.append(spec)
+        self._header = self._build_header()
+
+    def _build_header(self) -> list[str | int]:
+        header: list[str | int] = [self.state.namespace, len(self.specs)]
+        for spec in self.specs:
+            header += [
+                spec.name,
+                self.config.retention_seconds,
+                self.config.max_members,
+                self.config.key_ttl_seconds,
+                "gt" if spec.latest else "nx",
+                len(spec.lengths),
+                *spec.lengths,
+            ]
+        return header
+
+    def update(self, events: Sequence[LikeEvent]) -> dict[str, list[WindowCounts | None]]:
+        """Add every event to every family that applies, and count.
+
+        Returns, per family name, a list aligned with ``events``: the event's
+        :class:`WindowCounts`, or ``None`` where the family does not apply.
+        """
+        args: list[str | int | float] = list(self._header)
+        placed: list[tuple[int, int]] = []  # (family index, event index) per entry, in order
+        for e_index, event in enumerate(events):
+            ts = repr(event.ts)
+            for f_index, spec in enumerate(self.specs):
+                key = spec.key_of(event)
+                if key is None:
+                    continue
+                args += [f_index + 1, key, spec.member_of(event), ts]
+                placed.append((f_index, e_index))
+        result: dict[str, list[WindowCounts | None]] = {
+            spec.name: [None] * len(events) for spec in self.specs
+        }
+        if not placed:
+            return result
+        flat = self.state.run_script("windows", args)
+        pos = 0
+        for f_index, e_index in placed:
+            spec = self.specs[f_index]
+            n = len(spec.lengths)
+            result[spec.name][e_index] = WindowCounts(
+                status=int(flat[pos]), counts=tuple(int(c) for c in flat[pos + 1 : pos + 1 + n])
+            )
+            pos += 1 + n
+        return result

@@ -1,0 +1,65 @@
+"""Runtime settings of the drivers: where Kafka and Redis are, topic names, batch sizes.
+
+Every setting has a default that matches the dev stack (``make up``), an environment variable
+``LIKEGUARD_<NAME>`` and, on the command line, a flag of the same name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    broker: str = "kafka://127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    namespace: str = "likeguard"
+    app_id: str = "likeguard"
+    likes_topic: str = "likes"
+    accounts_topic: str = "accounts"
+    alerts_topic: str = "alerts"
+    dead_letter_topic: str = "likes.rejects"
+    #: Partitions for topics the worker creates (existing topics are left as they are).
+    partitions: int = 4
+    replication_factor: int = 1
+    #: 0 disables the Prometheus endpoint.
+    metrics_port: int = 9108
+    #: Consumer-group session timeout. Short enough that a dead worker's partitions move on
+    #: quickly (and Tansu completes a first group join in half of it), long enough for GC pauses.
+    session_timeout_seconds: float = 10.0
+    batch_size: int = 1000
+    batch_timeout_seconds: float = 0.2
+    #: Detection settings file (see detectors/defaults.toml); empty for the defaults.
+    config: str = ""
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
+        """Defaults, then ``LIKEGUARD_*`` variables, then non-``None`` ``overrides``."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            raw = env.get(f"LIKEGUARD_{field.name.upper()}")
+            if raw is not None and raw != "":
+                values[field.name] = _convert(field.name, raw, type(field.default))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The broker list without the ``kafka://`` scheme, for kafka-python clients."""
+        return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";"))
+
+
+def _convert(name: str, raw: str, kind: type) -> Any:
+    try:
+        return kind(raw)
+    except ValueError:
+        raise SystemExit(
+            f"LIKEGUARD_{name.upper()}={raw!r} is not a valid {kind.__name__}"
+        ) from None

@@ -1,0 +1,119 @@
+"""Prometheus metrics of the live worker: aggregates only, never an account or post id.
+
+Names follow the Prometheus conventions (base units, ``_total`` for counters); the alert rules
+and dashboard in ``deploy/`` are written against exactly these.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
+
+from detectors.pipeline import BatchResult
+from schemas.validate import REJECT_REASONS
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_REDIS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+_BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000)
+
+
+class Metrics:
+    """The worker's metrics, registered on ``registry`` (a fresh one in tests)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        reg = REGISTRY if registry is None else registry
+        self.registry = reg
+        self.events = Counter(
+            "likeguard_events",
+            "Events consumed, by type and outcome.",
+            ["type", "outcome"],
+            registry=reg,
+        )
+        self.rejects = Counter(
+            "likeguard_rejects",
+            "Records that failed validation, by reason.",
+            ["reason"],
+            registry=reg,
+        )
+        self.dead_letters = Counter(
+            "likeguard_dead_letters", "Records published to the dead-letter topic.", registry=reg
+        )
+        self.alerts = Counter(
+            "likeguard_alerts",
+            "Alerts published, by detector and severity.",
+            ["detector", "severity"],
+            registry=reg,
+        )
+        self.event_time_lag = Gauge(
+            "likeguard_event_time_lag_seconds",
+            "Wall clock minus the newest event time processed.",
+            registry=reg,
+        )
+        self.last_processed = Gauge(
+            "likeguard_last_processed_timestamp_seconds",
+            "Unix time when the worker last finished a batch.",
+            registry=reg,
+        )
+        self.processing_latency = Histogram(
+            "likeguard_processing_latency_seconds",
+            "From a batch being taken from Kafka to its alerts being published.",
+            buckets=_LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.batch_size = Histogram(
+            "likeguard_batch_size_events",
+            "Events per processed batch.",
+            buckets=_BATCH_BUCKETS,
+            registry=reg,
+        )
+        self.redis_latency = Histogram(
+            "likeguard_redis_call_duration_seconds",
+            "Redis calls, by operation.",
+            ["operation"],
+            buckets=_REDIS_BUCKETS,
+            registry=reg,
+        )
+        self.redis_errors = Counter(
+            "likeguard_redis_errors",
+            "Failed Redis calls, by operation.",
+            ["operation"],
+            registry=reg,
+        )
+        for reason in REJECT_REASONS:  # export zeros, so rate() works from the first scrape
+            self.rejects.labels(reason)
+
+    def observe_redis(self, operation: str, seconds: float, failed: bool) -> None:
+        """A :data:`detectors.state.RedisObserver`."""
+        self.redis_latency.labels(operation).observe(seconds)
+        if failed:
+            self.redis_errors.labels(operation).inc()
+
+    def observe_reject(self, reason: str, event_type: str = "unknown") -> None:
+        self.rejects.labels(reason).inc()
+        self.events.labels(event_type, "rejected").inc()
+
+    def observe_batch(self, result: BatchResult, size: int, started: float) -> None:
+        """After a batch's alerts are published; ``started`` is its ``time.monotonic()``."""
+        for (event_type, outcome), n in result.outcomes.items():
+            self.events.labels(event_type, outcome).inc(n)
+        for alert in result.alerts:
+            self.alerts.labels(alert.detector, alert.severity).inc()
+        now = time.time()
+        if result.newest_event_time is not None:
+            self.event_time_lag.set(max(0.0, now - result.newest_event_time))
+        self.last_processed.set(now)
+        self.processing_latency.observe(time.monotonic() - started)
+        self.batch_size.observe(size)
+
+
+def serve(port: int, registry: CollectorRegistry = REGISTRY) -> None:
+    """Serve ``/metrics`` on ``port`` (all interfaces, so Prometheus in a container reaches it)."""
+    start_http_server(port, registry=registry)
