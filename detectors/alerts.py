@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 
 from detectors.base import Finding
@@ -36,10 +37,11 @@ def severity_of(score: float, config: AlertsConfig) -> Severity:
 class AlertGate:
     """Turns findings into alerts, letting one through per (detector, subject) per cool-down.
 
-    The cool-down record lives in Redis, so it holds across workers and restarts. A finding
-    whose alert id is already recorded passes again: after a crash between storing the
-    cool-down and publishing the alert, the redelivered event re-emits the very same alert
-    (downstream deduplicates by ``alert_id``) instead of losing it.
+    The cool-down record lives in Redis, so it holds across workers and restarts. Every
+    admitted alert is also kept in an outbox under the id of the event that triggered it;
+    :meth:`redelivered` returns those alerts for events seen again, so a crash between storing
+    the cool-down and publishing the alert re-emits the very same alert (downstream
+    deduplicates by ``alert_id``) instead of losing it.
     """
 
     def __init__(self, state: RedisState, config: AlertsConfig) -> None:
@@ -53,21 +55,36 @@ class AlertGate:
         firsts: dict[tuple[str, str], Finding] = {}
         for finding in findings:
             firsts.setdefault((finding.detector, finding.subject_id), finding)
-        candidates = list(firsts.values())
-        ids = [alert_id(f) for f in candidates]
+        candidates = [(f, _to_alert(f, alert_id(f), self.config)) for f in firsts.values()]
         longest = max(
-            (f.cooldown_seconds or self.config.cooldown_seconds for f in candidates), default=0
+            (f.cooldown_seconds or self.config.cooldown_seconds for f in firsts.values()),
+            default=0,
         )
         args: list[str | float] = [self.state.namespace, int(longest * 2 + 86400)]
-        for finding, a_id in zip(candidates, ids, strict=True):
-            cooldown = finding.cooldown_seconds or self.config.cooldown_seconds
-            args += [finding.detector, finding.subject_id, a_id, repr(finding.event_time), cooldown]
+        for finding, alert in candidates:
+            args += [
+                finding.detector,
+                finding.subject_id,
+                alert.alert_id,
+                repr(finding.event_time),
+                finding.cooldown_seconds or self.config.cooldown_seconds,
+                finding.trigger_event_id,
+                alert.to_json(),
+            ]
         verdicts = self.state.run_script("cooldown", args)
-        return [
-            _to_alert(f, a_id, self.config)
-            for f, a_id, ok in zip(candidates, ids, verdicts, strict=True)
-            if int(ok)
-        ]
+        return [alert for (_, alert), ok in zip(candidates, verdicts, strict=True) if int(ok)]
+
+    def redelivered(self, event_ids: Sequence[str]) -> list[Alert]:
+        """Alerts previously triggered by these (redelivered) events, from the outbox."""
+        if not event_ids:
+            return []
+        with self.state.timed("outbox_read"):
+            pipe = self.state.client.pipeline(transaction=False)
+            for event_id in event_ids:
+                pipe.hvals(self.state.key("outbox", event_id))
+            stored: list[list[bytes]] = pipe.execute()
+        alerts = [Alert.from_dict(json.loads(blob)) for blobs in stored for blob in blobs]
+        return sorted(alerts, key=lambda a: (a.event_time, a.alert_id))
 
 
 def _to_alert(finding: Finding, a_id: str, config: AlertsConfig) -> Alert:

@@ -108,15 +108,24 @@ class Pipeline:
 
     def _detect(self, likes: list[LikeEvent], result: BatchResult) -> None:
         windows = self.windows.update(likes)
+        redelivered: list[str] = []
         for index, event in enumerate(likes):
             family = ACTOR_LIKES if event.type == "like" else ACTOR_UNLIKES
             counts = windows[family][index]
             status = counts.status if counts is not None else ADDED
             result.outcomes[(event.type, _OUTCOME.get(status, "late"))] += 1
+            if status == DUPLICATE:
+                redelivered.append(event.event_id)
         batch = Batch(events=likes, windows=windows, lengths=self._lengths, state=self.state)
         findings = [f for detector in self.detectors for f in detector.detect(batch)]
         findings.sort(key=lambda f: f.event_time)
-        result.alerts.extend(self.gate.admit(findings))
+        admitted = self.gate.admit(findings)
+        if redelivered:
+            # Alerts these events triggered before (maybe never published: crash before ack).
+            seen = {a.alert_id for a in admitted}
+            admitted += [a for a in self.gate.redelivered(redelivered) if a.alert_id not in seen]
+            admitted.sort(key=lambda a: (a.event_time, a.alert_id))
+        result.alerts.extend(admitted)
 
     def _store_snapshots(
         self, snapshots: list[AccountSnapshot | PostSnapshot], result: BatchResult

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
@@ -29,6 +30,12 @@ from schemas.records import AccountSnapshot, Event, LikeEvent, PostSnapshot
 MIN_TS: Final = 946_684_800.0
 MAX_TS: Final = 4_102_444_800.0
 MAX_ID_LENGTH: Final = 256
+#: RFC 3339 date-time with a mandatory offset; the same pattern as in event.schema.json.
+#: (datetime.fromisoformat alone would also take ISO 8601 forms RFC 3339 does not allow.)
+RFC3339: Final = re.compile(
+    r"20[0-9]{2}-[0-1][0-9]-[0-3][0-9][Tt ][0-2][0-9]:[0-5][0-9]:[0-6][0-9](\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-2][0-9]:[0-5][0-9])"
+)
 MAX_DWELL_MS: Final = 86_400_000
 MAX_COUNT: Final = 10**12
 
@@ -66,7 +73,7 @@ class InvalidEvent(ValueError):
         return f"{self.field}: {text}" if self.field else str(text)
 
 
-def decode_json(raw: bytes | str) -> Any:
+def decode_json(raw: bytes | bytearray | memoryview | str) -> Any:
     """Decode one JSON document, mapping failures to :class:`InvalidEvent`."""
     if isinstance(raw, bytes | bytearray | memoryview):
         try:
@@ -202,17 +209,20 @@ def parse_timestamp(value: Any, name: str = "ts") -> float:
             name,
         )
     if isinstance(value, str):
+        if RFC3339.fullmatch(value) is None:
+            if RFC3339.fullmatch(value + "Z") is not None:
+                problem = "has no UTC offset (add Z or +hh:mm)"
+            else:
+                problem = "is not an RFC 3339 timestamp between 2000 and 2099"
+            raise InvalidEvent("bad_timestamp", f"{_preview(value)} {problem}", name)
         try:
-            parsed = datetime.fromisoformat(value)
+            # fromisoformat in 3.11 wants 'T'/'+00:00' spelled its way and at most 6 digits.
+            text = value.replace("z", "Z").replace("t", "T", 1)
+            seconds = datetime.fromisoformat(_trim_fraction(text)).timestamp()
         except ValueError:
             raise InvalidEvent(
-                "bad_timestamp", f"{_preview(value)} is not an RFC 3339 timestamp", name
+                "bad_timestamp", f"{_preview(value)} is not a valid calendar time", name
             ) from None
-        if parsed.tzinfo is None:
-            raise InvalidEvent(
-                "bad_timestamp", f"{_preview(value)} has no UTC offset (add Z or +hh:mm)", name
-            )
-        seconds = parsed.timestamp()
     else:
         seconds = float(value)
         if not math.isfinite(seconds):
@@ -225,6 +235,17 @@ def parse_timestamp(value: Any, name: str = "ts") -> float:
             name,
         )
     return seconds
+
+
+def _trim_fraction(text: str) -> str:
+    """Cut fractional seconds to microseconds, which is all ``datetime`` holds."""
+    dot = text.find(".", 19)
+    if dot < 0:
+        return text
+    end = dot + 1
+    while end < len(text) and text[end].isdigit():
+        end += 1
+    return text[: min(end, dot + 7)] + text[end:]
 
 
 def _optional_count(
