@@ -1,0 +1,22 @@
+"""Fixtures for tests that run the real ``likeguard`` command against the dev stack."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from tests.support.livestack import Stack
+
+
+@pytest.fixture
+def stack(broker: str, redis_url: str, run_id: str) -> Iterator[Stack]:
+    stack = Stack(run_id)
+    stack.env["LIKEGUARD_BROKER"] = broker
+    stack.env["LIKEGUARD_REDIS_URL"] = redis_url
+    yield stack
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{stack.env['LIKEGUARD_NAMESPACE']}:*", count=1000))
+    if keys:
+        client.unlink(*keys)

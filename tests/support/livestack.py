@@ -1,0 +1,129 @@
+"""Drive the real ``likeguard`` command against the dev stack, as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer
+
+T0 = 1793491200.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def small_capture(path: Path, bad_lines: bool = True) -> Path:
+    """Organic likes from 60 accounts plus one account liking 40 posts in 40 seconds."""
+    events: list[dict[str, Any]] = [
+        {"event_id": f"o{i}-{k}", "type": "like", "actor_id": f"user{i}", "post_id": f"p{k}",
+         "author_id": f"author{k % 7}", "ts": T0 + k * 300 + i * 3}
+        for i in range(60) for k in range(6)
+    ]
+    events += [
+        {"event_id": f"b{k}", "type": "like", "actor_id": "bot", "post_id": f"q{k}",
+         "author_id": "seller", "ts": T0 + 900 + k}
+        for k in range(40)
+    ]
+    events.sort(key=lambda e: e["ts"])
+    lines = [json.dumps(e) for e in events]
+    if bad_lines:
+        lines[10:10] = ['{"type": "like", "event_id": "x"}', "not json", "[1, 2]"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@dataclass
+class Stack:
+    """Topic, group and namespace names of one test, as ``LIKEGUARD_*`` variables."""
+
+    run_id: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        prefix = f"t{self.run_id}"
+        self.env = {
+            **os.environ,
+            "LIKEGUARD_LIKES_TOPIC": f"{prefix}-likes",
+            "LIKEGUARD_ACCOUNTS_TOPIC": f"{prefix}-accounts",
+            "LIKEGUARD_ALERTS_TOPIC": f"{prefix}-alerts",
+            "LIKEGUARD_DEAD_LETTER_TOPIC": f"{prefix}-likes.rejects",
+            "LIKEGUARD_APP_ID": f"{prefix}-app",
+            "LIKEGUARD_NAMESPACE": f"{prefix}-ns",
+            "LIKEGUARD_PARTITIONS": "4",
+        }
+
+    def likeguard(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "stream.cli", *args], env=self.env, capture_output=True,
+            text=True, timeout=timeout, check=False,
+        )
+
+    def start_worker(self, log: Path, metrics_port: int = 0) -> subprocess.Popen[bytes]:
+        env = {**self.env, "LIKEGUARD_METRICS_PORT": str(metrics_port)}
+        with log.open("ab") as handle:
+            return subprocess.Popen(
+                [sys.executable, "-m", "stream.cli", "worker", "--loglevel", "warning"],
+                env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+    def read_topic(
+        self, topic: str, expect: int, timeout: float = 90.0
+    ) -> list[dict[str, Any]]:
+        """Records of ``topic`` (JSON values) until ``expect`` arrived or ``timeout`` passed."""
+        consumer = KafkaConsumer(
+            topic, bootstrap_servers=self.env.get("LIKEGUARD_BROKER", "kafka://127.0.0.1:9092")
+            .split("://", 1)[-1], auto_offset_reset="earliest", enable_auto_commit=False,
+            consumer_timeout_ms=1000,
+        )
+        records: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline and len(records) < expect:
+                for message in consumer:
+                    records.append(json.loads(message.value))
+        finally:
+            consumer.close()
+        return records
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text format (0.0 when absent)."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        sample, _, value = line.rpartition(" ")
+        sample_name, _, sample_labels = sample.partition("{")
+        got = ",".join(sorted(sample_labels.rstrip("}").split(","))) if sample_labels else ""
+        if sample_name == name and got == wanted:
+            return float(value)
+    return 0.0
