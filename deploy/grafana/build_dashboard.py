@@ -57,9 +57,7 @@ class Layout:
     def row(self, title: str) -> Panel:
         if self.x:
             self.newline()
-        panel = self.place(
-            {"type": "row", "title": title, "collapsed": False, "panels": []}, 24, 1
-        )
+        panel = self.place({"type": "row", "title": title, "collapsed": False, "panels": []}, 24, 1)
         self.newline()
         return panel
 
@@ -209,174 +207,324 @@ def build() -> dict:
 
     # --- Overview ------------------------------------------------------------------------
     add(lay.row("Overview"))
-    add(lay.place(stat(
-        "Workers up",
-        "Worker processes Prometheus scrapes successfully.",
-        targets((f'sum(up{{{SEL}}})', "up")),
-        steps=thresholds((None, "red"), (1, "green")),
-    ), 4, 4))
-    add(lay.place(stat(
-        "Events/s",
-        "Records consumed per second, all types and outcomes.",
-        targets((rate("likeguard_events_total"), "events/s")),
-        unit="reqps",
-    ), 4, 4))
-    add(lay.place(stat(
-        "Rejected share",
-        "Share of consumed records that failed validation (LikeguardRejectRateHigh at 3%, "
-        "LikeguardRejectRateCritical at 25%).",
-        targets((
-            rate("likeguard_events_total", extra='outcome="rejected"')
-            + " / " + rate("likeguard_events_total"),
-            "rejected",
-        )),
-        unit="percentunit",
-        steps=thresholds((None, "green"), (0.03, "orange"), (0.25, "red")),
-        decimals=2,
-    ), 4, 4))
-    add(lay.place(stat(
-        "Max event-time lag",
-        "Wall clock minus the newest event time processed, worst worker "
-        "(LikeguardEventLagHigh at 15 min).",
-        targets((f"max(likeguard_event_time_lag_seconds{{{SEL}}})", "lag")),
-        unit="s",
-        steps=thresholds((None, "green"), (300, "orange"), (900, "red")),
-    ), 4, 4))
-    add(lay.place(stat(
-        "Findings/s",
-        "Alerts published per second, all detectors.",
-        targets((rate("likeguard_alerts_total"), "findings/s")),
-        unit="reqps",
-        decimals=3,
-    ), 4, 4))
-    add(lay.place(stat(
-        "Findings in range",
-        "Alerts published over the dashboard's time range.",
-        targets((f"sum(increase(likeguard_alerts_total{{{SEL}}}[$__range]))", "findings"),
-                instant=True),
-        decimals=0,
-    ), 4, 4))
+    add(
+        lay.place(
+            stat(
+                "Workers up",
+                "Worker processes Prometheus scrapes successfully.",
+                targets((f"sum(up{{{SEL}}})", "up")),
+                steps=thresholds((None, "red"), (1, "green")),
+            ),
+            4,
+            4,
+        )
+    )
+    add(
+        lay.place(
+            stat(
+                "Events/s",
+                "Records consumed per second, all types and outcomes.",
+                targets((rate("likeguard_events_total"), "events/s")),
+                unit="reqps",
+            ),
+            4,
+            4,
+        )
+    )
+    add(
+        lay.place(
+            stat(
+                "Rejected share",
+                "Share of consumed records that failed validation (LikeguardRejectRateHigh at 3%, "
+                "LikeguardRejectRateCritical at 25%).",
+                targets(
+                    (
+                        rate("likeguard_events_total", extra='outcome="rejected"')
+                        + " / "
+                        + rate("likeguard_events_total"),
+                        "rejected",
+                    )
+                ),
+                unit="percentunit",
+                steps=thresholds((None, "green"), (0.03, "orange"), (0.25, "red")),
+                decimals=2,
+            ),
+            4,
+            4,
+        )
+    )
+    add(
+        lay.place(
+            stat(
+                "Max event-time lag",
+                "Wall clock minus the newest event time processed, worst worker "
+                "(LikeguardEventLagHigh at 15 min).",
+                targets((f"max(likeguard_event_time_lag_seconds{{{SEL}}})", "lag")),
+                unit="s",
+                steps=thresholds((None, "green"), (300, "orange"), (900, "red")),
+            ),
+            4,
+            4,
+        )
+    )
+    add(
+        lay.place(
+            stat(
+                "Findings/s",
+                "Alerts published per second, all detectors.",
+                targets((rate("likeguard_alerts_total"), "findings/s")),
+                unit="reqps",
+                decimals=3,
+            ),
+            4,
+            4,
+        )
+    )
+    add(
+        lay.place(
+            stat(
+                "Findings in range",
+                "Alerts published over the dashboard's time range.",
+                targets(
+                    (f"sum(increase(likeguard_alerts_total{{{SEL}}}[$__range]))", "findings"),
+                    instant=True,
+                ),
+                decimals=0,
+            ),
+            4,
+            4,
+        )
+    )
 
     # --- Pipeline ------------------------------------------------------------------------
     add(lay.row("Pipeline"))
-    add(lay.place(timeseries(
-        "Events/s by type and outcome",
-        "Consumed records per second. outcome: accepted (counted), duplicate (event_id "
-        "already seen: redelivery or replay), late (older than the window retention), "
-        "rejected (failed validation, sent to likes.rejects).",
-        targets((rate("likeguard_events_total", "type, outcome"), "{{type}} {{outcome}}")),
-        unit="reqps",
-        stack=True,
-    ), 12, 8))
-    add(lay.place(timeseries(
-        "Rejects/s by reason, and dead letters/s",
-        "Validation failures by reason, and records written to the likes.rejects topic. "
-        "The two should match; rejects without dead letters fire LikeguardDeadLettersMissing.",
-        targets(
-            (rate("likeguard_rejects_total", "reason"), "{{reason}}"),
-            (rate("likeguard_dead_letters_total"), "dead letters"),
-        ),
-        unit="reqps",
-    ), 12, 8))
-    add(lay.place(timeseries(
-        "Event-time lag by worker",
-        "Wall clock minus the newest event time each worker has processed. Includes producer "
-        "delay; a rising line means the worker falls behind.",
-        targets((f"max by (instance) (likeguard_event_time_lag_seconds{{{SEL}}})",
-                 "{{instance}}")),
-        unit="s",
-        steps=thresholds((None, "green"), (900, "red")),
-    ), 12, 8))
-    add(lay.place(timeseries(
-        "Time since last processed batch, by worker",
-        "Seconds since each worker last processed a batch (LikeguardIngestStalled when no "
-        "worker has for 10 min).",
-        targets((f"time() - max by (instance) "
-                 f"(likeguard_last_processed_timestamp_seconds{{{SEL}}})", "{{instance}}")),
-        unit="s",
-        steps=thresholds((None, "green"), (600, "red")),
-    ), 12, 8))
-    add(lay.place(timeseries(
-        "Processing latency (batch taken from Kafka -> alerts published)",
-        "Quantiles over all selected workers.",
-        targets(
-            (quantile(0.5, "likeguard_processing_latency_seconds"), "p50"),
-            (quantile(0.99, "likeguard_processing_latency_seconds"), "p99"),
-        ),
-        unit="s",
-        steps=thresholds((None, "green"), (5, "red")),
-    ), 12, 8))
-    add(lay.place(timeseries(
-        "Batch size (events)",
-        "Events per batch taken from Kafka. Small batches at high load mean per-batch costs "
-        "(one Redis round trip each) dominate.",
-        targets(
-            (quantile(0.5, "likeguard_batch_size_events"), "p50"),
-            (quantile(0.99, "likeguard_batch_size_events"), "p99"),
-            (f'{rate("likeguard_batch_size_events_sum")} / '
-             f'{rate("likeguard_batch_size_events_count")}', "mean"),
-        ),
-    ), 12, 8))
+    add(
+        lay.place(
+            timeseries(
+                "Events/s by type and outcome",
+                "Consumed records per second. outcome: accepted (counted), duplicate (event_id "
+                "already seen: redelivery or replay), late (older than the window retention), "
+                "rejected (failed validation, sent to likes.rejects).",
+                targets((rate("likeguard_events_total", "type, outcome"), "{{type}} {{outcome}}")),
+                unit="reqps",
+                stack=True,
+            ),
+            12,
+            8,
+        )
+    )
+    add(
+        lay.place(
+            timeseries(
+                "Rejects/s by reason, and dead letters/s",
+                "Validation failures by reason, and records written to the likes.rejects "
+                "topic. The two should match; rejects without dead letters fire "
+                "LikeguardDeadLettersMissing.",
+                targets(
+                    (rate("likeguard_rejects_total", "reason"), "{{reason}}"),
+                    (rate("likeguard_dead_letters_total"), "dead letters"),
+                ),
+                unit="reqps",
+            ),
+            12,
+            8,
+        )
+    )
+    add(
+        lay.place(
+            timeseries(
+                "Event-time lag by worker",
+                "Wall clock minus the newest event time each worker has processed. Includes "
+                "producer delay; a rising line means the worker falls behind.",
+                targets(
+                    (
+                        f"max by (instance) (likeguard_event_time_lag_seconds{{{SEL}}})",
+                        "{{instance}}",
+                    )
+                ),
+                unit="s",
+                steps=thresholds((None, "green"), (900, "red")),
+            ),
+            12,
+            8,
+        )
+    )
+    add(
+        lay.place(
+            timeseries(
+                "Time since last processed batch, by worker",
+                "Seconds since each worker last processed a batch (LikeguardIngestStalled when no "
+                "worker has for 10 min).",
+                targets(
+                    (
+                        f"time() - max by (instance) "
+                        f"(likeguard_last_processed_timestamp_seconds{{{SEL}}})",
+                        "{{instance}}",
+                    )
+                ),
+                unit="s",
+                steps=thresholds((None, "green"), (600, "red")),
+            ),
+            12,
+            8,
+        )
+    )
+    add(
+        lay.place(
+            timeseries(
+                "Processing latency (batch taken from Kafka -> alerts published)",
+                "Quantiles over all selected workers.",
+                targets(
+                    (quantile(0.5, "likeguard_processing_latency_seconds"), "p50"),
+                    (quantile(0.99, "likeguard_processing_latency_seconds"), "p99"),
+                ),
+                unit="s",
+                steps=thresholds((None, "green"), (5, "red")),
+            ),
+            12,
+            8,
+        )
+    )
+    add(
+        lay.place(
+            timeseries(
+                "Batch size (events)",
+                "Events per batch taken from Kafka. Small batches at high load mean per-batch "
+                "costs (one Redis round trip each) dominate.",
+                targets(
+                    (quantile(0.5, "likeguard_batch_size_events"), "p50"),
+                    (quantile(0.99, "likeguard_batch_size_events"), "p99"),
+                    (
+                        f"{rate('likeguard_batch_size_events_sum')} / "
+                        f"{rate('likeguard_batch_size_events_count')}",
+                        "mean",
+                    ),
+                ),
+            ),
+            12,
+            8,
+        )
+    )
 
     # --- Redis ---------------------------------------------------------------------------
     add(lay.row("Redis"))
-    add(lay.place(timeseries(
-        "Redis call duration p99 by operation",
-        "Includes the network round trip. One call per batch carries many events.",
-        targets((quantile(0.99, "likeguard_redis_call_duration_seconds", "operation"),
-                 "{{operation}}")),
-        unit="s",
-    ), 8, 8))
-    add(lay.place(timeseries(
-        "Redis calls/s by operation",
-        "",
-        targets((rate("likeguard_redis_call_duration_seconds_count", "operation"),
-                 "{{operation}}")),
-        unit="reqps",
-    ), 8, 8))
-    add(lay.place(timeseries(
-        "Redis errors/s by operation",
-        "Failed Redis calls (LikeguardRedisErrors, LikeguardRedisErrorRatioHigh).",
-        targets((rate("likeguard_redis_errors_total", "operation"), "{{operation}}")),
-        unit="reqps",
-    ), 8, 8))
+    add(
+        lay.place(
+            timeseries(
+                "Redis call duration p99 by operation",
+                "Includes the network round trip. One call per batch carries many events.",
+                targets(
+                    (
+                        quantile(0.99, "likeguard_redis_call_duration_seconds", "operation"),
+                        "{{operation}}",
+                    )
+                ),
+                unit="s",
+            ),
+            8,
+            8,
+        )
+    )
+    add(
+        lay.place(
+            timeseries(
+                "Redis calls/s by operation",
+                "",
+                targets(
+                    (
+                        rate("likeguard_redis_call_duration_seconds_count", "operation"),
+                        "{{operation}}",
+                    )
+                ),
+                unit="reqps",
+            ),
+            8,
+            8,
+        )
+    )
+    add(
+        lay.place(
+            timeseries(
+                "Redis errors/s by operation",
+                "Failed Redis calls (LikeguardRedisErrors, LikeguardRedisErrorRatioHigh).",
+                targets((rate("likeguard_redis_errors_total", "operation"), "{{operation}}")),
+                unit="reqps",
+            ),
+            8,
+            8,
+        )
+    )
 
     # --- Findings ------------------------------------------------------------------------
     add(lay.row("Findings"))
-    add(lay.place(timeseries(
-        "Findings/s by detector",
-        "Alerts published per second (one per finding; a cool-down keeps repeats of the same "
-        "subject quiet).",
-        targets((rate("likeguard_alerts_total", "detector"), "{{detector}}")),
-        unit="reqps",
-        stack=True,
-    ), 12, 8))
-    add(lay.place(timeseries(
-        "Findings/s by severity",
-        "low / medium / high, from each finding's score relative to its detector's threshold.",
-        targets((rate("likeguard_alerts_total", "severity"), "{{severity}}")),
-        unit="reqps",
-        stack=True,
-    ), 12, 8))
-    add(lay.place(timeseries(
-        "Findings/s by detector: now vs same time yesterday",
-        "30-minute rate now (solid) and a day earlier (the LikeguardAlertSurge baseline, "
-        "which fires above 3x yesterday and 0.02/s).",
-        targets(
-            (f"sum by (detector) (rate(likeguard_alerts_total{{{SEL}}}[30m]))",
-             "{{detector}} now"),
-            (f"sum by (detector) (rate(likeguard_alerts_total{{{SEL}}}[30m] offset 1d))",
-             "{{detector}} yesterday"),
-        ),
-        unit="reqps",
-    ), 12, 8))
-    add(lay.place(bargauge(
-        "Findings in range by detector and severity",
-        "Alerts published over the dashboard's time range.",
-        targets((f"sum by (detector, severity) "
-                 f"(increase(likeguard_alerts_total{{{SEL}}}[$__range]))",
-                 "{{detector}} {{severity}}"), instant=True),
-    ), 12, 8))
+    add(
+        lay.place(
+            timeseries(
+                "Findings/s by detector",
+                "Alerts published per second (one per finding; a cool-down keeps repeats of "
+                "the same subject quiet).",
+                targets((rate("likeguard_alerts_total", "detector"), "{{detector}}")),
+                unit="reqps",
+                stack=True,
+            ),
+            12,
+            8,
+        )
+    )
+    add(
+        lay.place(
+            timeseries(
+                "Findings/s by severity",
+                "low / medium / high, from each finding's score relative to its detector's "
+                "threshold.",
+                targets((rate("likeguard_alerts_total", "severity"), "{{severity}}")),
+                unit="reqps",
+                stack=True,
+            ),
+            12,
+            8,
+        )
+    )
+    add(
+        lay.place(
+            timeseries(
+                "Findings/s by detector: now vs same time yesterday",
+                "30-minute rate now (solid) and a day earlier (the LikeguardAlertSurge baseline, "
+                "which fires above 3x yesterday and 0.02/s).",
+                targets(
+                    (
+                        f"sum by (detector) (rate(likeguard_alerts_total{{{SEL}}}[30m]))",
+                        "{{detector}} now",
+                    ),
+                    (
+                        f"sum by (detector) (rate(likeguard_alerts_total{{{SEL}}}[30m] offset 1d))",
+                        "{{detector}} yesterday",
+                    ),
+                ),
+                unit="reqps",
+            ),
+            12,
+            8,
+        )
+    )
+    add(
+        lay.place(
+            bargauge(
+                "Findings in range by detector and severity",
+                "Alerts published over the dashboard's time range.",
+                targets(
+                    (
+                        f"sum by (detector, severity) "
+                        f"(increase(likeguard_alerts_total{{{SEL}}}[$__range]))",
+                        "{{detector}} {{severity}}",
+                    ),
+                    instant=True,
+                ),
+            ),
+            12,
+            8,
+        )
+    )
 
     return {
         "uid": "likeguard-overview",
@@ -415,8 +563,7 @@ def build() -> dict:
                     "label": "Job",
                     "type": "query",
                     "datasource": DATASOURCE,
-                    "query": {"query": "label_values(likeguard_events_total, job)",
-                              "refId": "job"},
+                    "query": {"query": "label_values(likeguard_events_total, job)", "refId": "job"},
                     "definition": "label_values(likeguard_events_total, job)",
                     "refresh": 2,
                     "includeAll": True,
