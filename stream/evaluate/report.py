@@ -307,7 +307,8 @@ def result_tables(result: ScenarioResult, with_targets: bool = True) -> list[Tab
 
 def _target_value(target: Target) -> str:
     if target.value is None:
-        return "n/a"
+        # A kind present but never detected has no delay: that is a miss, not "not applicable".
+        return "none found" if target.passed is False else "n/a"
     if target.name.startswith("median delay"):
         return format_seconds(target.value)
     if target.name.startswith("organic"):

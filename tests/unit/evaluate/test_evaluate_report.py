@@ -156,3 +156,12 @@ def test_write_reports(tmp_path: Path) -> None:
     assert verdicts["F1 above FRAUDAR"] == "FAIL"  # FRAUDAR: P 2/3, R 2/3 as well: not above
     md = paths[1].read_text()
     assert "commit: abc123" in md and "## seed-2" in md and "| likeguard | 3 |" in md
+
+
+def test_a_kind_never_detected_shows_as_missed() -> None:
+    result = make_result()
+    result.methods["likeguard"] = score_flags({"b1": 10.0}, TRUTH)
+    result.targets = check_targets(result.methods["likeguard"], {})
+    targets = render_text(result_tables(result)[-1])
+    line = next(x for x in targets.splitlines() if x.startswith("median delay swarm"))
+    assert line.split()[3:] == ["none", "found", "<", "300", "s", "FAIL"]
