@@ -57,6 +57,10 @@ TRUTH_NAME = "truth.json"
 DEFAULT_OUT = Path("likeguard-eval")
 
 
+class ScenarioError(RuntimeError):
+    """A scenario could not be simulated."""
+
+
 @dataclass(frozen=True, slots=True)
 class ScenarioSource:
     """Where a scenario comes from: a directory on disk or a seed to simulate."""
@@ -125,6 +129,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         type=parse_attacks,
         default=None,
         help="attack kinds of simulated scenarios, comma-separated (default all)",
+    )
+    seeds.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="organic data files for simulation (default $LIKEGUARD_DATA_DIR or ../shared/data)",
     )
     seeds.add_argument(
         "--keep-scenarios",
@@ -233,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
                         source.name, directory, settings.redis_url, config, out_dir, args, info
                     )
                 )
-    except (ConfigError, StateError) as err:
+    except (ConfigError, StateError, ScenarioError) as err:
         print(f"likeguard eval: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
@@ -275,14 +285,18 @@ def _simulate(source: ScenarioSource, args: argparse.Namespace, scratch: Path) -
     assert source.seed is not None
     directory = scratch / source.name
     _say(f"simulating seed {source.seed}, {args.hours:g} h")
-    scenario = generate(
-        ScenarioConfig(
-            seed=source.seed,
-            hours=args.hours,
-            attacks=tuple(args.attacks) if args.attacks is not None else ATTACK_KINDS,
-        ),
-        progress=lambda message: _say(f"simulate: {message}"),
-    )
+    try:
+        scenario = generate(
+            ScenarioConfig(
+                seed=source.seed,
+                hours=args.hours,
+                attacks=tuple(args.attacks) if args.attacks is not None else ATTACK_KINDS,
+                data_dir=args.data_dir,
+            ),
+            progress=lambda message: _say(f"simulate: {message}"),
+        )
+    except (FileNotFoundError, ValueError) as err:
+        raise ScenarioError(f"cannot simulate seed {source.seed}: {err}") from None
     write(scenario, directory)
     for line in summary(scenario).splitlines():
         _say(line)

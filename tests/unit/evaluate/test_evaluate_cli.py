@@ -126,3 +126,11 @@ def test_aggregate_of_one_is_that_scenario() -> None:
     only = _result("a", 9, 1, 1, 10.0)
     agg = cli.aggregate_results([only])
     assert agg.methods is only.methods and agg.name == "aggregate"
+
+
+def test_simulation_without_data_is_a_clean_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = parse("--seeds", "5", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path))
+    assert cli.run(args) == cli.EXIT_BAD_INPUT
+    assert "cannot simulate seed 5" in capsys.readouterr().err
