@@ -7,6 +7,8 @@
 #   make bench   throughput / latency / memory figures (see BENCHMARKS.md)
 
 SHELL := /bin/bash
+# pipefail: a failing pip must fail the target even though its output goes through grep.
+.SHELLFLAGS := -eo pipefail -c
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -18,8 +20,9 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "likeguard needs Python 3.11, found " + sys.version.split()[0])'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,eval]"
+	$(PY) -m pip install --quiet --upgrade pip 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(PY) -m pip install --quiet -e ".[dev,eval]" 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(PY) -c "import stream, detectors, schemas, faust, river, redis"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -20,6 +20,7 @@ from detectors.base import ACTOR_LIKES, ACTOR_UNLIKES, Batch, Detector
 from detectors.burst import BurstDetector
 from detectors.config import Config
 from detectors.models import ModelCheckpoints
+from detectors.new_accounts import NewAccountSpikeDetector
 from detectors.state import RedisState
 from detectors.windows import ADDED, DUPLICATE, WindowSpec, WindowStore
 from schemas.records import AccountSnapshot, Alert, Event, LikeEvent, PostSnapshot
@@ -43,6 +44,10 @@ def default_detectors(config: Config) -> list[Detector]:
     detectors: list[Detector] = []
     if config.burst.enabled:
         detectors.append(BurstDetector(config.burst, config.windows.lengths_seconds))
+    if config.new_account_spike.enabled:
+        detectors.append(
+            NewAccountSpikeDetector(config.new_account_spike, config.windows.lengths_seconds)
+        )
     return detectors
 
 

@@ -248,9 +248,7 @@ def _trim_fraction(text: str) -> str:
     return text[: min(end, dot + 7)] + text[end:]
 
 
-def _optional_count(
-    obj: Mapping[str, Any], name: str, maximum: int = MAX_COUNT
-) -> int | None:
+def _optional_count(obj: Mapping[str, Any], name: str, maximum: int = MAX_COUNT) -> int | None:
     value = obj.get(name)
     if value is None:
         return None
@@ -258,9 +256,7 @@ def _optional_count(
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         else:
-            raise InvalidEvent(
-                "wrong_type", f"must be an integer, got {_json_kind(value)}", name
-            )
+            raise InvalidEvent("wrong_type", f"must be an integer, got {_json_kind(value)}", name)
     if not 0 <= value <= maximum:
         raise InvalidEvent("bad_value", f"{value} is outside 0..{maximum}", name)
     return value

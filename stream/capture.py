@@ -83,9 +83,7 @@ def parse_line(line: bytes) -> tuple[Event, bytes]:
     return parse_event(obj), line
 
 
-def read_capture(
-    path: Path, file_index: int = 0
-) -> Iterator[Placed | Reject]:
+def read_capture(path: Path, file_index: int = 0) -> Iterator[Placed | Reject]:
     """Every line of ``path`` as a :class:`Placed` event or a :class:`Reject` (blank lines skip)."""
     source = str(path)
     with open_capture(path) as handle:

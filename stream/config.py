@@ -37,9 +37,7 @@ class Settings:
     config: str = ""
 
     @classmethod
-    def from_env(
-        cls, env: Mapping[str, str] | None = None, **overrides: Any
-    ) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Defaults, then ``LIKEGUARD_*`` variables, then non-``None`` ``overrides``."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}

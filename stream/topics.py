@@ -27,7 +27,8 @@ def ensure_topics(settings: Settings, extra: tuple[str, ...] = ()) -> list[str]:
     }
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=settings.bootstrap_servers, client_id="likeguard-admin",
+            bootstrap_servers=settings.bootstrap_servers,
+            client_id="likeguard-admin",
             request_timeout_ms=15000,
         )
     except KafkaError as err:

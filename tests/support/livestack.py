@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,13 +28,26 @@ def free_port() -> int:
 def small_capture(path: Path, bad_lines: bool = True) -> Path:
     """Organic likes from 60 accounts plus one account liking 40 posts in 40 seconds."""
     events: list[dict[str, Any]] = [
-        {"event_id": f"o{i}-{k}", "type": "like", "actor_id": f"user{i}", "post_id": f"p{k}",
-         "author_id": f"author{k % 7}", "ts": T0 + k * 300 + i * 3}
-        for i in range(60) for k in range(6)
+        {
+            "event_id": f"o{i}-{k}",
+            "type": "like",
+            "actor_id": f"user{i}",
+            "post_id": f"p{k}",
+            "author_id": f"author{k % 7}",
+            "ts": T0 + k * 300 + i * 3,
+        }
+        for i in range(60)
+        for k in range(6)
     ]
     events += [
-        {"event_id": f"b{k}", "type": "like", "actor_id": "bot", "post_id": f"q{k}",
-         "author_id": "seller", "ts": T0 + 900 + k}
+        {
+            "event_id": f"b{k}",
+            "type": "like",
+            "actor_id": "bot",
+            "post_id": f"q{k}",
+            "author_id": "seller",
+            "ts": T0 + 900 + k,
+        }
         for k in range(40)
     ]
     events.sort(key=lambda e: e["ts"])
@@ -66,10 +78,23 @@ class Stack:
             "LIKEGUARD_PARTITIONS": "4",
         }
 
+    def cleanup(self) -> None:
+        """Delete this stack's Redis namespace."""
+        import redis
+
+        client = redis.Redis.from_url(self.env["LIKEGUARD_REDIS_URL"])
+        keys = list(client.scan_iter(match=f"{self.env['LIKEGUARD_NAMESPACE']}:*", count=1000))
+        if keys:
+            client.unlink(*keys)
+
     def likeguard(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "stream.cli", *args], env=self.env, capture_output=True,
-            text=True, timeout=timeout, check=False,
+            [sys.executable, "-m", "stream.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
 
     def start_worker(self, log: Path, metrics_port: int = 0) -> subprocess.Popen[bytes]:
@@ -77,16 +102,21 @@ class Stack:
         with log.open("ab") as handle:
             return subprocess.Popen(
                 [sys.executable, "-m", "stream.cli", "worker", "--loglevel", "warning"],
-                env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+                env=env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
-    def read_topic(
-        self, topic: str, expect: int, timeout: float = 90.0
-    ) -> list[dict[str, Any]]:
+    def read_topic(self, topic: str, expect: int, timeout: float = 90.0) -> list[dict[str, Any]]:
         """Records of ``topic`` (JSON values) until ``expect`` arrived or ``timeout`` passed."""
         consumer = KafkaConsumer(
-            topic, bootstrap_servers=self.env.get("LIKEGUARD_BROKER", "kafka://127.0.0.1:9092")
-            .split("://", 1)[-1], auto_offset_reset="earliest", enable_auto_commit=False,
+            topic,
+            bootstrap_servers=self.env.get("LIKEGUARD_BROKER", "kafka://127.0.0.1:9092").split(
+                "://", 1
+            )[-1],
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
             consumer_timeout_ms=1000,
         )
         records: list[dict[str, Any]] = []
@@ -127,3 +157,61 @@ def metric(text: str, name: str, **labels: str) -> float:
         if sample_name == name and got == wanted:
             return float(value)
     return 0.0
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """Offset after the last record of each partition, found by reading to the end.
+
+    Not ``KafkaConsumer.end_offsets``: Tansu answers ListOffsets(latest) with the base offset
+    of the last record batch rather than the high watermark, which undercounts.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        consumer_timeout_ms=3000,
+        auto_offset_reset="earliest",
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        reported = consumer.end_offsets(partitions)
+        consumer.assign(partitions)
+        for tp in partitions:
+            consumer.seek(tp, max(0, reported[tp] - 1))
+        ends = {tp.partition: reported[tp] for tp in partitions}
+        for record in consumer:
+            ends[record.partition] = max(ends[record.partition], record.offset + 1)
+    finally:
+        consumer.close()
+    return ends
+
+
+def group_lag(bootstrap: str, group: str, topic: str, ends: dict[int, int]) -> int | None:
+    """Records of ``topic`` not yet committed by ``group`` (None: nothing committed yet)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    # A consumer that never subscribes does not join the group; it only reads its offsets.
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        committed = {p: consumer.committed(TopicPartition(topic, p)) for p in ends}
+    finally:
+        consumer.close()
+    if all(offset is None for offset in committed.values()):
+        return None
+    return sum(end - (committed[p] or 0) for p, end in ends.items())
+
+
+def wait_caught_up(stack: Stack, timeout: float = 180) -> None:
+    """Until the worker group has committed every record of the likes topic."""
+    bootstrap = stack.env["LIKEGUARD_BROKER"].split("://", 1)[-1]
+    topic = stack.env["LIKEGUARD_LIKES_TOPIC"]
+    ends = end_offsets(bootstrap, topic)
+    deadline = time.monotonic() + timeout
+    lag: int | None = None
+    while time.monotonic() < deadline:
+        lag = group_lag(bootstrap, stack.env["LIKEGUARD_APP_ID"], topic, ends)
+        if lag == 0:
+            return
+        time.sleep(1)
+    raise AssertionError(f"worker group did not catch up in {timeout} s (lag {lag})")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import redis
 
 from tests.support.livestack import Stack
 
@@ -16,7 +15,4 @@ def stack(broker: str, redis_url: str, run_id: str) -> Iterator[Stack]:
     stack.env["LIKEGUARD_BROKER"] = broker
     stack.env["LIKEGUARD_REDIS_URL"] = redis_url
     yield stack
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{stack.env['LIKEGUARD_NAMESPACE']}:*", count=1000))
-    if keys:
-        client.unlink(*keys)
+    stack.cleanup()

@@ -24,8 +24,7 @@ def test_replay_writes_the_burst_alert_and_sets_bad_lines_aside(
     alerts = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(a["detector"], a["subject_id"]) for a in alerts] == [("burst", "bot")]
     assert alerts[0]["accounts"] == ["bot"]
-    rejects = [json.loads(line) for line in
-               Path(f"{out}.rejects.jsonl").read_text().splitlines()]
+    rejects = [json.loads(line) for line in Path(f"{out}.rejects.jsonl").read_text().splitlines()]
     assert [r["reason"] for r in rejects] == ["missing_field", "invalid_json", "not_object"]
     assert rejects[1]["raw"] == "not json"
     assert "replayed 400 events" in done.stderr
@@ -55,14 +54,20 @@ def test_explicit_namespace_keeps_state_and_gzip_and_kcat_inputs_work(
     gz = tmp_path / "first.jsonl.gz"
     gz.write_bytes(gzip.compress(("\n".join(plain[:half]) + "\n").encode()))
     kcat = tmp_path / "second.json"
-    kcat.write_text("\n".join(
-        json.dumps({"topic": "likes", "partition": 0, "offset": i, "key": None, "payload": line})
-        for i, line in enumerate(plain[half:])
-    ) + "\n")
+    kcat.write_text(
+        "\n".join(
+            json.dumps(
+                {"topic": "likes", "partition": 0, "offset": i, "key": None, "payload": line}
+            )
+            for i, line in enumerate(plain[half:])
+        )
+        + "\n"
+    )
     namespace = f"lgtest-{run_id}"
     out = tmp_path / "alerts.jsonl"
-    done = stack.likeguard("replay", str(kcat), str(gz), "--out", str(out),
-                           "--namespace", namespace)
+    done = stack.likeguard(
+        "replay", str(kcat), str(gz), "--out", str(out), "--namespace", namespace
+    )
     try:
         assert done.returncode == 0, done.stderr
         assert [json.loads(x)["subject_id"] for x in out.read_text().splitlines()] == ["bot"]
@@ -76,9 +81,7 @@ def test_explicit_namespace_keeps_state_and_gzip_and_kcat_inputs_work(
             client.unlink(*keys)
 
 
-def test_missing_file_and_unreachable_redis_are_clear_errors(
-    stack: Stack, tmp_path: Path
-) -> None:
+def test_missing_file_and_unreachable_redis_are_clear_errors(stack: Stack, tmp_path: Path) -> None:
     done = stack.likeguard("replay", str(tmp_path / "absent.jsonl"))
     assert done.returncode != 0 and "no such file" in done.stderr
     capture = small_capture(tmp_path / "c.jsonl")

@@ -26,8 +26,14 @@ def wait_for_metrics(port: int, timeout: float = 60) -> str:
 
 def finding(alert: dict) -> tuple:
     """What must agree between live and replay (model evidence may differ in the last digits)."""
-    return (alert["alert_id"], alert["detector"], alert["subject_kind"], alert["subject_id"],
-            tuple(alert["accounts"]), alert["event_time"])
+    return (
+        alert["alert_id"],
+        alert["detector"],
+        alert["subject_kind"],
+        alert["subject_id"],
+        tuple(alert["accounts"]),
+        alert["event_time"],
+    )
 
 
 def test_live_worker_matches_replay_and_dead_letters_bad_records(
@@ -46,13 +52,15 @@ def test_live_worker_matches_replay_and_dead_letters_bad_records(
         before = wait_for_metrics(port)
         assert metric(before, "likeguard_events_total", type="like", outcome="accepted") == 0
         # Valid events through the same publisher users have, then raw garbage beside them.
-        published = stack.likeguard("replay", str(capture), "--to-kafka",
-                                    stack.env["LIKEGUARD_LIKES_TOPIC"])
+        published = stack.likeguard(
+            "replay", str(capture), "--to-kafka", stack.env["LIKEGUARD_LIKES_TOPIC"]
+        )
         assert published.returncode == 0, published.stderr
         from kafka import KafkaProducer
 
-        producer = KafkaProducer(bootstrap_servers=stack.env["LIKEGUARD_BROKER"]
-                                 .split("://", 1)[-1])
+        producer = KafkaProducer(
+            bootstrap_servers=stack.env["LIKEGUARD_BROKER"].split("://", 1)[-1]
+        )
         for raw in (b"not json", b'{"type":"like"}', b"\xff\xfe"):
             producer.send(stack.env["LIKEGUARD_LIKES_TOPIC"], key=b"k", value=raw)
         producer.flush()
@@ -79,8 +87,10 @@ def test_live_worker_matches_replay_and_dead_letters_bad_records(
     assert all(d["topic"] == stack.env["LIKEGUARD_LIKES_TOPIC"] for d in dead)
 
     assert metric(after, "likeguard_events_total", type="like", outcome="accepted") == 400
-    assert metric(after, "likeguard_alerts_total", detector="burst",
-                  severity=expected[0]["severity"]) == 1
+    assert (
+        metric(after, "likeguard_alerts_total", detector="burst", severity=expected[0]["severity"])
+        == 1
+    )
     assert metric(after, "likeguard_rejects_total", reason="not_utf8") == 1
     assert metric(after, "likeguard_dead_letters_total") == 3
     assert metric(after, "likeguard_batch_size_events_count") >= 1

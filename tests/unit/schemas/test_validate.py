@@ -54,13 +54,28 @@ VALID = [
     pytest.param(with_(actor_id="x" * 256), id="id-at-max-length"),
     pytest.param(with_(actor_id="用户-42"), id="non-ascii-id"),
     pytest.param(
-        {"event_id": "s-1", "type": "account", "account_id": "a-1", "ts": 1793491200,
-         "created_at": "2026-10-01T00:00:00Z", "followers": 12000, "following": 80, "posts": 3},
+        {
+            "event_id": "s-1",
+            "type": "account",
+            "account_id": "a-1",
+            "ts": 1793491200,
+            "created_at": "2026-10-01T00:00:00Z",
+            "followers": 12000,
+            "following": 80,
+            "posts": 3,
+        },
         id="account-snapshot",
     ),
     pytest.param(
-        {"event_id": "s-2", "type": "post", "post_id": "p-1", "author_id": "u-1",
-         "ts": 1793491200, "views": 900, "completions": 300},
+        {
+            "event_id": "s-2",
+            "type": "post",
+            "post_id": "p-1",
+            "author_id": "u-1",
+            "ts": 1793491200,
+            "views": 900,
+            "completions": 300,
+        },
         id="post-snapshot",
     ),
 ]
@@ -83,8 +98,14 @@ def test_like_fields_are_typed() -> None:
 
 def test_snapshots_are_typed() -> None:
     account = parse_event(
-        {"event_id": "s", "type": "account", "account_id": "a", "ts": 1793491200,
-         "created_at": 1793400000, "followers": 5}
+        {
+            "event_id": "s",
+            "type": "account",
+            "account_id": "a",
+            "ts": 1793491200,
+            "created_at": 1793400000,
+            "followers": 5,
+        }
     )
     assert isinstance(account, AccountSnapshot)
     assert (account.created_at, account.followers, account.posts) == (1793400000.0, 5, None)
@@ -113,8 +134,9 @@ INVALID = [
     pytest.param(with_(ts="yesterday"), "bad_timestamp", "ts", id="unparseable-ts"),
     pytest.param(with_(ts="2026-11-01T00:00:00"), "bad_timestamp", "ts", id="ts-without-offset"),
     pytest.param(with_(ts="3026-11-01T00:00:00Z"), "bad_timestamp", "ts", id="far-future-ts"),
-    pytest.param(with_(actor_created_at="nope"), "bad_timestamp", "actor_created_at",
-                 id="bad-optional-ts"),
+    pytest.param(
+        with_(actor_created_at="nope"), "bad_timestamp", "actor_created_at", id="bad-optional-ts"
+    ),
     pytest.param(with_(actor_id=""), "bad_id", "actor_id", id="empty-id"),
     pytest.param(with_(actor_id="   "), "bad_id", "actor_id", id="blank-id"),
     pytest.param(with_(event_id="e" * 257), "bad_id", "event_id", id="very-long-id"),
@@ -123,12 +145,22 @@ INVALID = [
     pytest.param(with_(dwell_ms="15"), "wrong_type", "dwell_ms", id="string-dwell"),
     pytest.param(
         {"event_id": "s", "type": "account", "account_id": "a", "ts": 1793491200},
-        "missing_field", "created_at", id="account-without-created-at",
+        "missing_field",
+        "created_at",
+        id="account-without-created-at",
     ),
     pytest.param(
-        {"event_id": "s", "type": "account", "account_id": "a", "ts": 1793491200,
-         "created_at": 1793400000, "followers": -3},
-        "bad_value", "followers", id="negative-followers",
+        {
+            "event_id": "s",
+            "type": "account",
+            "account_id": "a",
+            "ts": 1793491200,
+            "created_at": 1793400000,
+            "followers": -3,
+        },
+        "bad_value",
+        "followers",
+        id="negative-followers",
     ),
     pytest.param([LIKE], "not_object", None, id="json-array"),
     pytest.param("like", "not_object", None, id="json-string"),
@@ -180,9 +212,17 @@ def test_deeply_nested_json_is_rejected_not_crashing() -> None:
 
 def test_alert_round_trip_matches_alert_schema() -> None:
     alert = Alert(
-        alert_id="abc", detector="burst", subject_kind="account", subject_id="a-1",
-        accounts=("a-1",), score=2.5, severity="medium", event_time=1793491260.0,
-        window_start=1793491200.0, window_end=1793491260.0, evidence={"likes_in_window": 40},
+        alert_id="abc",
+        detector="burst",
+        subject_kind="account",
+        subject_id="a-1",
+        accounts=("a-1",),
+        score=2.5,
+        severity="medium",
+        event_time=1793491260.0,
+        window_start=1793491200.0,
+        window_end=1793491260.0,
+        evidence={"likes_in_window": 40},
     )
     obj = json.loads(alert.to_json())
     jsonschema.validate(obj, load_schema("alert"))
