@@ -70,15 +70,30 @@ class AttackBuilder:
         self._serial += 1
         return f"{self.attack_id}:{role}:{self._serial}"
 
-    def fit(self, duration: float) -> float:
-        """Shorten ``duration`` so that it fits comfortably in the scenario."""
-        return min(duration, 0.8 * self.span)
+    def schedule(
+        self, duration: float, lead: float = 0.0, tail: float = 0.0
+    ) -> tuple[float, float]:
+        """Fit an attack into the scenario and draw when it starts.
 
-    def place(self, duration: float, earliest: float = 0.05, latest: float = 0.98) -> float:
-        """Draw a start time so that ``[start, start + duration]`` lies inside the scenario."""
-        low = self.world.start + earliest * self.span
-        high = max(low, self.world.start + latest * self.span - duration)
-        return float(self.rng.uniform(low, high))
+        Parameters
+        ----------
+        duration
+            Wanted length of the attack's main phase, shortened to fit when needed.
+        lead, tail
+            Room needed before (e.g. creating posts) and after (e.g. a last window of likes),
+            each capped at 15 % of the scenario.
+
+        Returns
+        -------
+        start, duration
+            The main phase runs over ``[start, start + duration]``; ``start - lead`` and
+            ``start + duration + tail`` stay inside the scenario.
+        """
+        lead, tail = min(lead, 0.15 * self.span), min(tail, 0.15 * self.span)
+        duration = max(0.0, min(duration, 0.8 * self.span - lead - tail))
+        low = self.world.start + 0.05 * self.span + lead
+        high = max(low, self.world.start + 0.98 * self.span - duration - tail)
+        return float(self.rng.uniform(low, high)), duration
 
     def device(self, role: str) -> str:
         """Return a new device id, not shared with any organic account."""
@@ -147,6 +162,8 @@ class AttackBuilder:
         dwell_ms: float,
         device_id: str | None,
     ) -> None:
+        if not self.world.start <= ts < self.world.end:
+            raise ValueError(f"{self.attack_id}: {kind} at {ts} outside the scenario")
         action = self.world.act(
             ts,
             "like" if kind == "like" else "unlike",
@@ -162,7 +179,10 @@ class AttackBuilder:
         self.last = max(self.last, action.ts)
 
     def organic_like(self, ts: float, actor_id: str, post_id: str) -> None:
-        """Record a genuine like on an attack post (real followers still engage)."""
+        """Record a genuine like on an attack post (real followers still engage); likes that
+        would fall outside the scenario are left out."""
+        if not self.world.start <= ts < self.world.end:
+            return
         dwell = np.clip(self.rng.lognormal(math.log(8000.0), 0.8), 400, 120_000)
         self.world.act(ts, "like", actor_id, post_id, int(dwell), organic=True)
 
@@ -341,8 +361,7 @@ def burst(b: AttackBuilder) -> AttackRecord:
         count, duration = int(rng.integers(50, 301)), float(rng.uniform(2, 15)) * MINUTE
     else:
         count, duration = int(rng.integers(150, 601)), float(rng.uniform(1.5, 4.0)) * 3600
-    duration = b.fit(duration)
-    start = b.place(duration)
+    start, duration = b.schedule(duration)
     account = _takeover_account(b)
     b.enlist(account)
     device = b.device("takeover-device")
@@ -406,8 +425,8 @@ def _new_accounts_actor_side(b: AttackBuilder) -> AttackRecord:
     """3-12 accounts, each created 2-30 minutes before it starts liking 30-150 posts."""
     rng = b.rng
     count = int(rng.integers(3, 13))
-    stagger = 30 * MINUTE
-    start = b.place(b.fit(stagger + 40 * MINUTE))
+    stagger = min(30 * MINUTE, 0.3 * b.span)
+    start, _ = b.schedule(stagger + 40 * MINUTE)
     devices = [b.device("fresh-device") for _ in range(int(rng.integers(1, 4)))]
     paid = customer_posts(b, pick_authors(b, int(rng.integers(1, 3))), (5, 10), start)
     gap_median = float(rng.uniform(3.0, 10.0))
@@ -436,7 +455,7 @@ def _new_accounts_target_side(b: AttackBuilder) -> AttackRecord:
     author = pick_authors(b, 1, (200, 20_000))[0]
     b.benefit(author)
     ramp = float(rng.uniform(10, 40)) * MINUTE
-    start = b.place(b.fit(ramp + 5 * MINUTE))
+    start, ramp = b.schedule(ramp)
     target = b.new_post(author, start - float(rng.uniform(2, 30)) * MINUTE)
     FakeViewing.draw(rng).apply(b.world.posts[target])
     own_posts = [
@@ -490,9 +509,7 @@ def _bought_followers(b: AttackBuilder) -> AttackRecord:
         audience = int(rng.poisson(original * rng.uniform(0.02, 0.04)))
         for liker in organic_likers(b, audience, author):
             delay = np.clip(rng.lognormal(math.log(20 * MINUTE), 1.0), 10, 6 * 3600)
-            at = created + float(delay)
-            if at < b.world.end:
-                b.organic_like(at, liker, post_id)
+            b.organic_like(created + float(delay), liker, post_id)
     for post_id in b.world.organic.posts_by_author.get(author, []):
         b.posts[post_id] = None
     return b.record(
@@ -507,18 +524,16 @@ def _bought_likes(b: AttackBuilder) -> AttackRecord:
     author = pick_authors(b, 1, (100, 1500))[0]
     b.benefit(author)
     followers = b.world.accounts[author].followers
-    delivery = b.fit(float(rng.uniform(15, 120)) * MINUTE)
-    start = b.place(delivery + 30 * MINUTE) + 30 * MINUTE
+    start, delivery = b.schedule(float(rng.uniform(15, 120)) * MINUTE, lead=60 * MINUTE)
     post_id = b.new_post(author, start - float(rng.uniform(5, 60)) * MINUTE)
     post = b.world.posts[post_id]
     genuine = 0
     audience = int(rng.poisson(followers * rng.uniform(0.015, 0.04)))
     for liker in organic_likers(b, audience, author):
         delay = np.clip(rng.lognormal(math.log(30 * MINUTE), 1.0), 10, 5 * 3600)
-        at = post.created_at + float(delay)
-        if at < b.world.end:
-            b.organic_like(at, liker, post_id)
-            genuine += 1
+        before = len(b.world.actions)
+        b.organic_like(post.created_at + float(delay), liker, post_id)
+        genuine += len(b.world.actions) - before
     count = min(3000, max(int(rng.integers(400, 2001)), 3 * followers))
     bots = farm_accounts(b, count, "like-bot", per_device=float(rng.uniform(15, 40)))
     dwell = bot_dwell(rng, count)
@@ -562,9 +577,8 @@ def swarm(b: AttackBuilder) -> AttackRecord:
     rng = b.rng
     members, posts_count = int(rng.integers(20, 101)), int(rng.integers(10, 41))
     density = float(rng.uniform(0.3, 0.9))
-    window = float(rng.uniform(60, 300))
-    duration = b.fit(float(rng.uniform(1.0, 4.0)) * 3600)
-    start = b.place(duration + window)
+    window = min(float(rng.uniform(60, 300)), 0.15 * b.span)
+    start, duration = b.schedule(float(rng.uniform(1.0, 4.0)) * 3600, tail=window)
     farm = farm_accounts(b, members, "farm", per_device=float(rng.uniform(5, 20)))
     customers = pick_authors(b, int(rng.integers(1, 5)))
     slots = sorted_times(b, start, duration, posts_count)
@@ -637,7 +651,7 @@ def churn(b: AttackBuilder) -> AttackRecord:
     bots_count = int(rng.integers(1, 6))
     bots = farm_accounts(b, bots_count, "churn-bot", per_device=float(rng.uniform(1, 3)))
     cycles = [int(rng.integers(100, 401)) for _ in bots]
-    start = b.place(b.fit(max(cycles) * 25.0))
+    start, _ = b.schedule(max(cycles) * 25.0)
     done = []
     for bot, wanted in zip(bots, cycles, strict=True):
         pool = sample_posts(b, int(rng.integers(10, 61)), start, popular=True)
@@ -667,8 +681,7 @@ def ring(b: AttackBuilder) -> AttackRecord:
     members' posts, minutes to hours after they appear, over 3-5 hours."""
     rng = b.rng
     size = int(rng.integers(5, 31))
-    duration = b.fit(float(rng.uniform(3.0, 5.0)) * 3600)
-    start = b.place(duration)
+    start, duration = b.schedule(float(rng.uniform(3.0, 5.0)) * 3600)
     members = [_ring_member(b) for _ in range(size)]
     like_probability = float(rng.uniform(0.7, 0.95))
     posts: list[tuple[str, str, float]] = []

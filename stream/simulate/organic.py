@@ -272,7 +272,7 @@ def assign_profiles(world: World, new_accounts: list[str]) -> None:
         account = world.accounts[account_id]
         posts = organic.posts_by_author.get(account_id)
         if account_id in fresh:
-            account.followers = int(rng.lognormal(math.log(4.0), 1.0))
+            account.followers = int(min(rng.lognormal(math.log(4.0), 1.0), 60))
             account.following = int(rng.lognormal(math.log(25.0), 0.8))
             account.posts = int(rng.integers(0, 4))
         elif posts:
