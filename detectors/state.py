@@ -67,11 +67,10 @@ class RedisState:
         """``namespace:part:part…``."""
         return ":".join((self.namespace, *parts))
 
-    def run_script(self, name: str, args: Sequence[Any]) -> list[Any]:
-        """Run one of the packaged Lua scripts with ``args`` as ARGV."""
+    def run_script(self, name: str, args: Sequence[Any]) -> Any:
+        """Run one of the packaged Lua scripts with ``args`` as ARGV; returns its reply."""
         with self.timed(name):
-            result: list[Any] = self._scripts[name](keys=[], args=list(args))
-        return result
+            return self._scripts[name](keys=[], args=list(args))
 
     @contextmanager
     def timed(self, operation: str) -> Iterator[None]:

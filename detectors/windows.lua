@@ -7,9 +7,12 @@
 --
 -- ARGV: namespace, n_families,
 --       per family: name, retention, max_members, ttl, mode ("nx" | "gt"), n_lengths, lengths...
---       then per entry: family index (1-based), key, member, ts
--- Returns per entry: status (1 added, 0 already there, -1 older than retention), then one count
--- per length of its family (zeros for late entries).
+--       then one JSON array of entries, each [family index (1-based), key, member, ts]
+-- Returns one comma-separated string: per entry, status (1 added, 0 already there, -1 older
+-- than retention), then one count per length of its family (zeros for late entries).
+--
+-- Entries travel as one JSON document and the answer as one string because packing and
+-- parsing a RESP element per value costs the client far more than the Redis work itself.
 --
 -- Keys are built here from ARGV, so this script needs a single Redis node (or a proxy that
 -- pins a namespace to one node); see docs/redis-keys.md.
@@ -34,31 +37,42 @@ for f = 1, n_families do
 end
 
 local out = {}
-local n = #ARGV
-while i <= n do
-  local family = families[tonumber(ARGV[i])]
-  local key = family.prefix .. ARGV[i + 1]
-  local member = ARGV[i + 2]
-  local ts = tonumber(ARGV[i + 3])
-  i = i + 4
-  local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-  local top = ts
-  if newest[2] then top = math.max(ts, tonumber(newest[2])) end
-  if ts < top - family.retention then
+-- Per key touched: its family and newest time. Trimming, capping and the TTL are applied once
+-- per key at the end: counts never look further back than the retention, so members that are
+-- due for trimming cannot change a count in the meantime.
+local touched = {}
+local entries = cjson.decode(ARGV[i])
+for _, entry in ipairs(entries) do
+  local family = families[entry[1]]
+  local key = family.prefix .. entry[2]
+  local member = entry[3]
+  local ts = entry[4]
+  local seen = touched[key]
+  if seen == nil then
+    local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+    seen = {family = family, top = newest[2] and tonumber(newest[2]) or ts}
+    touched[key] = seen
+  end
+  if ts > seen.top then seen.top = ts end
+  if ts < seen.top - family.retention then
     out[#out + 1] = -1
     for _ = 1, #family.lengths do out[#out + 1] = 0 end
   else
     out[#out + 1] = redis.call('ZADD', key, family.mode, ts, member)
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. string.format('%.6f', top - family.retention))
-    if family.max_members > 0 then
-      local excess = redis.call('ZCARD', key) - family.max_members
-      if excess > 0 then redis.call('ZREMRANGEBYRANK', key, 0, excess - 1) end
-    end
-    redis.call('EXPIRE', key, family.ttl)
+    local upper = string.format('%.6f', ts)
     for _, length in ipairs(family.lengths) do
-      out[#out + 1] = redis.call('ZCOUNT', key, '(' .. string.format('%.6f', ts - length),
-                                 string.format('%.6f', ts))
+      out[#out + 1] = redis.call('ZCOUNT', key, '(' .. string.format('%.6f', ts - length), upper)
     end
   end
 end
-return out
+for key, seen in pairs(touched) do
+  local family = seen.family
+  redis.call('ZREMRANGEBYSCORE', key, '-inf',
+             '(' .. string.format('%.6f', seen.top - family.retention))
+  if family.max_members > 0 then
+    local excess = redis.call('ZCARD', key) - family.max_members
+    if excess > 0 then redis.call('ZREMRANGEBYRANK', key, 0, excess - 1) end
+  end
+  redis.call('EXPIRE', key, family.ttl)
+end
+return table.concat(out, ',')

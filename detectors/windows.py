@@ -11,6 +11,7 @@ twice, and its status says so.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -102,28 +103,28 @@ class WindowStore:
         Returns, per family name, a list aligned with ``events``: the event's
         :class:`WindowCounts`, or ``None`` where the family does not apply.
         """
-        args: list[str | int | float] = list(self._header)
+        entries: list[tuple[int, str, str, float]] = []
         placed: list[tuple[int, int]] = []  # (family index, event index) per entry, in order
-        for e_index, event in enumerate(events):
-            ts = repr(event.ts)
-            for f_index, spec in enumerate(self.specs):
-                key = spec.key_of(event)
-                if key is None:
-                    continue
-                args += [f_index + 1, key, spec.member_of(event), ts]
-                placed.append((f_index, e_index))
+        for f_index, spec in enumerate(self.specs):
+            key_of, member_of, number = spec.key_of, spec.member_of, f_index + 1
+            for e_index, event in enumerate(events):
+                key = key_of(event)
+                if key is not None:
+                    entries.append((number, key, member_of(event), event.ts))
+                    placed.append((f_index, e_index))
         result: dict[str, list[WindowCounts | None]] = {
             spec.name: [None] * len(events) for spec in self.specs
         }
-        if not placed:
+        if not entries:
             return result
-        flat = self.state.run_script("windows", args)
+        # Family by family (not event by event) is fine: families never share keys, and
+        # within a family entries keep event order, which is all the counts depend on.
+        reply = self.state.run_script("windows", [*self._header, json.dumps(entries)])
+        flat = [int(value) for value in bytes(reply).split(b",")]
         pos = 0
         for f_index, e_index in placed:
             spec = self.specs[f_index]
             n = len(spec.lengths)
-            result[spec.name][e_index] = WindowCounts(
-                status=int(flat[pos]), counts=tuple(int(c) for c in flat[pos + 1 : pos + 1 + n])
-            )
+            result[spec.name][e_index] = WindowCounts(flat[pos], tuple(flat[pos + 1 : pos + 1 + n]))
             pos += 1 + n
         return result
