@@ -55,6 +55,78 @@ class BurstConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class NewAccountSpikeConfig:
+    enabled: bool = True
+    max_age_seconds: float = 259200.0
+    min_likes: tuple[int, ...] = (40, 25, 40, 120)
+    quantile: float = 0.99
+    quantile_factor: float = 1.5
+    learn_fraction: float = 0.2
+    min_new_likers: int = 5
+    min_new_share: float = 0.6
+    author_min_new_likers: int = 10
+    report_every_seconds: float = 600.0
+    max_accounts: int = 1000
+    state_ttl_seconds: int = 172800
+
+    def __post_init__(self) -> None:
+        if not 0 < self.quantile < 1:
+            raise ConfigError("new_account_spike.quantile must be between 0 and 1")
+        if not 0 < self.min_new_share <= 1:
+            raise ConfigError("new_account_spike.min_new_share must be in (0, 1]")
+        if min(self.min_new_likers, self.author_min_new_likers) < 1:
+            raise ConfigError("new_account_spike.*min_new_likers must be at least 1")
+        if self.report_every_seconds <= 0 or self.max_age_seconds <= 0:
+            raise ConfigError(
+                "new_account_spike.report_every_seconds and max_age_seconds must be > 0"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class FanImbalanceConfig:
+    enabled: bool = True
+    tier_bounds: tuple[int, ...] = (1000, 5000, 20000, 100000)
+    min_samples: int = 500
+    min_post_likes: int = 50
+    min_audience_ratio: float = 0.15
+    audience_quantile: float = 0.99
+    audience_factor: float = 3.0
+    learn_min_likes: int = 3
+    learn_fraction: float = 0.5
+    min_views: int = 100
+    min_snapshot_likes: int = 20
+    max_likes_per_view: float = 0.3
+    min_completion: float = 0.05
+    quick_dwell_ms: int = 2000
+    suspect_lookback_seconds: int = 86400
+    min_followers: int = 5000
+    max_engagement: float = 0.005
+    engagement_quantile: float = 0.05
+    engagement_factor: float = 0.5
+    min_observed_seconds: float = 7200.0
+    top_posts_kept: int = 16
+    report_every_seconds: float = 600.0
+    max_accounts: int = 2000
+    state_ttl_seconds: int = 172800
+
+    def __post_init__(self) -> None:
+        bounds = self.tier_bounds
+        if list(bounds) != sorted(set(bounds)) or not bounds or bounds[0] <= 0:
+            raise ConfigError("fan_imbalance.tier_bounds must be positive and increasing")
+        for name in ("audience_quantile", "engagement_quantile"):
+            if not 0 < getattr(self, name) < 1:
+                raise ConfigError(f"fan_imbalance.{name} must be between 0 and 1")
+        if self.min_post_likes < 1 or self.min_followers < 1 or self.top_posts_kept < 1:
+            raise ConfigError(
+                "fan_imbalance.min_post_likes, min_followers, top_posts_kept must be >= 1"
+            )
+        if self.report_every_seconds <= 0 or self.suspect_lookback_seconds <= 0:
+            raise ConfigError(
+                "fan_imbalance.report_every_seconds and suspect_lookback_seconds must be > 0"
+            )
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """All detection settings; see ``detectors/defaults.toml`` for what each one means."""
 
@@ -63,6 +135,8 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
     burst: BurstConfig = field(default_factory=BurstConfig)
+    new_account_spike: NewAccountSpikeConfig = field(default_factory=NewAccountSpikeConfig)
+    fan_imbalance: FanImbalanceConfig = field(default_factory=FanImbalanceConfig)
 
     def __post_init__(self) -> None:
         lengths = self.windows.lengths_seconds
@@ -70,6 +144,10 @@ class Config:
             raise ConfigError("windows.lengths_seconds must be increasing and non-empty")
         if max(lengths) > self.windows.retention_seconds:
             raise ConfigError("windows.retention_seconds must cover the longest window length")
+        if len(self.new_account_spike.min_likes) != len(lengths):
+            raise ConfigError(
+                "new_account_spike.min_likes needs one value per windows.lengths_seconds entry"
+            )
         if len(self.burst.min_likes) != len(lengths):
             raise ConfigError("burst.min_likes needs one value per windows.lengths_seconds entry")
 

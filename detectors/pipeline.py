@@ -19,6 +19,7 @@ from detectors.alerts import AlertGate
 from detectors.base import ACTOR_LIKES, ACTOR_UNLIKES, Batch, Detector
 from detectors.burst import BurstDetector
 from detectors.config import Config
+from detectors.imbalance import FanImbalanceDetector
 from detectors.models import ModelCheckpoints
 from detectors.new_accounts import NewAccountSpikeDetector
 from detectors.state import RedisState
@@ -48,6 +49,8 @@ def default_detectors(config: Config) -> list[Detector]:
         detectors.append(
             NewAccountSpikeDetector(config.new_account_spike, config.windows.lengths_seconds)
         )
+    if config.fan_imbalance.enabled:
+        detectors.append(FanImbalanceDetector(config.fan_imbalance, config.windows.max_members))
     return detectors
 
 

@@ -1,0 +1,245 @@
+"""Shared pieces of the account-centred detectors (``new_account_spike``, ``fan_imbalance``).
+
+* :data:`LIKERS_BY_POST` and :data:`LIKERS_BY_AUTHOR`: window families of *distinct* likers per
+  post and per author, counted by the pipeline with the other windows.
+* :func:`account_age`: age of the liking account at the like, from the event's
+  ``actor_created_at`` or the stored account snapshot.
+* :class:`TierQuantiles`: River quantiles of an engagement ratio, one per follower tier.
+* :class:`SuspectReports`: incremental reporting of a subject's suspicious likers. A post that
+  is being farmed keeps receiving fake likes after its first alert; follow-up alerts (one per
+  ``report_every`` seconds while new suspects arrive) name the likers that came since, so the
+  whole farm is implicated, not only the part that had liked by the first alert.
+
+Redis layout of the reports (``{p}`` is the detector's key prefix, ``{s}`` a subject such as
+``p:{post_id}`` or ``a:{author_id}``):
+
+``{ns}:{p}:sus:{s}``
+    sorted set, suspicious liker -> time of their latest like (written by the detector's own
+    batch script), trimmed to the detector's look-back and capped in size.
+``{ns}:{p}:rep:{s}``
+    hash: ``until`` (suspects up to this event time are reported), ``author``, ``first`` (event
+    time of the first alert), ``n`` (suspects reported so far).
+``{ns}:{p}:due``
+    sorted set, subject -> event time its next follow-up is due.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from redis.commands.core import Script
+from river import stats
+
+from detectors.state import RedisState
+from detectors.windows import WindowSpec
+from schemas.records import LikeEvent
+
+#: Lengths (seconds) of the distinct-liker windows: "recent" (the last hour) and "the day".
+LIKER_WINDOWS: tuple[int, int] = (3600, 86400)
+RECENT, DAY = 0, 1
+
+
+def _post_of_like(event: LikeEvent) -> str | None:
+    return event.post_id if event.type == "like" else None
+
+
+def _author_of_like(event: LikeEvent) -> str | None:
+    return event.author_id if event.type == "like" else None
+
+
+def _actor(event: LikeEvent) -> str:
+    return event.actor_id
+
+
+#: Distinct likers per post (member = actor, at the time of their latest like), key
+#: ``{ns}:w:likers_by_post:{post_id}``.
+LIKERS_BY_POST = WindowSpec("likers_by_post", _post_of_like, LIKER_WINDOWS, _actor, latest=True)
+#: Distinct likers per author over all their posts, key ``{ns}:w:likers_by_author:{author_id}``.
+LIKERS_BY_AUTHOR = WindowSpec(
+    "likers_by_author", _author_of_like, LIKER_WINDOWS, _actor, latest=True
+)
+
+
+def account_age(ts: float, created_at: float | None) -> float | None:
+    """Age in seconds of an account at event time ``ts``; ``None`` when unknown.
+
+    A creation time after the like (clock skew between producers) counts as age 0.
+
+    >>> account_age(1000.0, 400.0), account_age(1000.0, 1200.0), account_age(1000.0, None)
+    (600.0, 0.0, None)
+    """
+    if created_at is None or math.isnan(created_at):
+        return None
+    return max(0.0, ts - created_at)
+
+
+def parse_float(raw: bytes | str | None) -> float | None:
+    """A number stored by Lua or a snapshot hash (``None`` for empty or missing).
+
+    >>> parse_float(b"12.5"), parse_float(b""), parse_float(None)
+    (12.5, None, None)
+    """
+    if raw is None or raw == b"" or raw == "":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
+class TierQuantiles:
+    """Streaming quantile of a value (e.g. log engagement) per follower tier.
+
+    Parameters
+    ----------
+    bounds
+        Increasing follower counts where a new tier starts, e.g. ``(1000, 5000)`` gives the
+        tiers ``< 1000``, ``1000-4999`` and ``>= 5000``.
+    q
+        The quantile each tier estimates.
+
+    Examples
+    --------
+    >>> model = TierQuantiles((1000,), q=0.5)
+    >>> model.tier(999), model.tier(1000)
+    (0, 1)
+    >>> for value in (1.0, 2.0, 3.0):
+    ...     model.learn(model.tier(50), value)
+    >>> model.get(0, min_samples=3), model.get(0, min_samples=4), model.get(1, min_samples=1)
+    (2.0, None, None)
+    """
+
+    def __init__(self, bounds: Sequence[int], q: float) -> None:
+        self.bounds = tuple(bounds)
+        self.q = q
+        self._estimators = [stats.Quantile(q) for _ in range(len(self.bounds) + 1)]
+        self.counts = [0] * (len(self.bounds) + 1)
+
+    def tier(self, followers: float) -> int:
+        """Index of the tier ``followers`` falls in."""
+        return bisect_right(self.bounds, followers)
+
+    def learn(self, tier: int, value: float) -> None:
+        self._estimators[tier].update(value)
+        self.counts[tier] += 1
+
+    def get(self, tier: int, min_samples: int) -> float | None:
+        """The tier's quantile, or ``None`` before it has seen ``min_samples`` values."""
+        if self.counts[tier] < max(1, min_samples):
+            return None
+        value = self._estimators[tier].get()
+        return None if value is None else float(value)
+
+    def compatible(self, bounds: Sequence[int], q: float) -> bool:
+        """True when a checkpointed model fits the current settings."""
+        return self.bounds == tuple(bounds) and self.q == q
+
+
+def load_script(state: RedisState, name: str, cache: dict[int, Script]) -> Script:
+    """Register the packaged ``{name}.lua`` on ``state``'s client once (cached per client)."""
+    script = cache.get(id(state.client))
+    if script is None:
+        text = resources.files("detectors").joinpath(f"{name}.lua").read_text("utf-8")
+        script = cache[id(state.client)] = state.client.register_script(text)
+    return script
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRequest:
+    """Ask for a subject's suspects liked in ``(since, until]``.
+
+    ``initial`` requests start a report (a follow-up is scheduled ``report_every`` later);
+    follow-ups (``since=None``: from where the last report ended) schedule the next one only
+    when they found new suspects.
+    """
+
+    subject: str
+    since: float | None
+    until: float
+    initial: bool
+    author: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The suspects a request found, and the report's running totals."""
+
+    request: ReportRequest
+    suspects: tuple[str, ...]
+    since: float
+    author: str
+    first_alert: float | None
+    reported_total: int
+
+
+class SuspectReports:
+    """Reads and schedules suspect reports for one detector (key prefix ``prefix``).
+
+    Parameters
+    ----------
+    prefix
+        The detector's key prefix (``na``, ``fi``).
+    report_every
+        Seconds (event time) between follow-ups while a subject keeps getting suspects.
+    ttl
+        Redis TTL of the report keys.
+    max_accounts
+        Most suspects one report names.
+    """
+
+    def __init__(self, prefix: str, report_every: float, ttl: int, max_accounts: int) -> None:
+        self.prefix = prefix
+        self.report_every = report_every
+        self.ttl = ttl
+        self.max_accounts = max_accounts
+        self._scripts: dict[int, Script] = {}
+
+    def fetch(self, state: RedisState, requests: Sequence[ReportRequest]) -> list[Report]:
+        """One round trip: the suspects of every request, with reports and schedules updated."""
+        if not requests:
+            return []
+        args: list[str | int | float] = [
+            state.namespace,
+            self.prefix,
+            self.ttl,
+            self.max_accounts,
+            repr(float(self.report_every)),
+        ]
+        for request in requests:
+            args += [
+                request.subject,
+                "" if request.since is None else repr(float(request.since)),
+                repr(float(request.until)),
+                1 if request.initial else 0,
+                request.author,
+            ]
+        script = load_script(state, "suspects", self._scripts)
+        with state.timed(f"{self.prefix}_suspects"):
+            flat: list[Any] = script(keys=[], args=args)
+        reports: list[Report] = []
+        pos = 0
+        for request in requests:
+            author, first, total, since, count = flat[pos : pos + 5]
+            count = int(count)
+            members = tuple(_text(m) for m in flat[pos + 5 : pos + 5 + count])
+            pos += 5 + count
+            reports.append(
+                Report(
+                    request=request,
+                    suspects=members,
+                    since=parse_float(since) or request.until,
+                    author=_text(author),
+                    first_alert=parse_float(first),
+                    reported_total=int(total),
+                )
+            )
+        return reports
+
+
+def _text(raw: bytes | str | int) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)

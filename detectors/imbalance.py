@@ -1,0 +1,511 @@
+"""Fan-to-interaction imbalance: engagement out of line with the author's audience.
+
+Two findings, both judged within follower tiers (``tier_bounds``) against River baselines
+learned from the stream (quantiles of log engagement per tier, checkpointed) and fixed bars
+that keep small numbers quiet:
+
+*Bought likes* (subject: the post). A post's distinct likers in the day over its author's
+followers, above ``max(min_audience_ratio, audience_factor × tier quantile)`` while the views do
+not support the likes; or a post surging by ``min_post_likes`` likes in the hour whose newest
+snapshot shows likes without views (likes per view above ``max_likes_per_view``) or views
+without completions (completion under ``min_completion``). The views are compared with the
+likes counted *up to the snapshot's time*, so a snapshot that lags the likes does not make a
+viral post look bought. The alert names the post's quick likers (less dwell than
+``quick_dwell_ms``) and the author; follow-ups name the likers delivered since.
+
+*Bought followers* (subject: the author). An author with at least ``min_followers`` whose best
+post of about the last day got under ``min(max_engagement, engagement_factor × tier quantile)``
+of their followers in distinct likers. Judged on likes touching the author's posts, once the
+namespace has watched likes for ``min_observed_seconds``.
+
+Cost per batch: one Lua call (followers and best post of the batch's authors, snapshots of
+the posts with enough likes, quick-like sets, due follow-ups) and, only when a post is
+flagged, one more for its suspects. Python work is one pass over the events, then one step
+per distinct post and author of the batch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from redis.commands.core import Script
+
+from detectors.accounts import (
+    DAY,
+    LIKERS_BY_POST,
+    RECENT,
+    Report,
+    ReportRequest,
+    SuspectReports,
+    TierQuantiles,
+    load_script,
+    parse_float,
+)
+from detectors.base import Batch, Detector, Finding, sampled
+from detectors.config import FanImbalanceConfig
+from detectors.windows import LATE, WindowSpec
+
+PREFIX = "fi"
+POST = "p:"
+
+
+@dataclass(frozen=True, slots=True)
+class Views:
+    """A post's newest snapshot counters, with the likes counted up to its time."""
+
+    views: int
+    completions: int | None
+    likes: int
+
+    @property
+    def completion(self) -> float | None:
+        if self.completions is None or self.views <= 0:
+            return None
+        return self.completions / self.views
+
+
+@dataclass(frozen=True, slots=True)
+class PostVerdict:
+    """Bought-likes judgement of one post."""
+
+    flagged: bool
+    score: float
+    reasons: tuple[str, ...]
+    audience_ratio: float | None
+    views_support: str  # "supported", "unsupported" or "unknown"
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def views_support(views: Views | None, cfg: FanImbalanceConfig) -> tuple[str, float]:
+    """Do the views back the likes? Returns the state and how far a bar is missed (>= 1).
+
+    >>> cfg = FanImbalanceConfig()
+    >>> views_support(Views(views=2000, completions=600, likes=100), cfg)[0]
+    'supported'
+    >>> views_support(Views(views=600, completions=20, likes=550), cfg)[0]
+    'unsupported'
+    >>> views_support(None, cfg)[0], views_support(Views(0, 0, 0), cfg)[0]
+    ('unknown', 'unknown')
+    """
+    if views is None:
+        return "unknown", 0.0
+    excess = 0.0
+    if views.likes >= cfg.min_snapshot_likes:
+        per_view = views.likes / max(views.views, 1)
+        excess = max(excess, per_view / cfg.max_likes_per_view)
+    if views.views >= cfg.min_views:
+        completion = views.completion
+        if completion is not None:
+            excess = max(excess, cfg.min_completion / max(completion, 1e-3))
+    elif excess <= 1.0:
+        return "unknown", excess
+    return ("unsupported" if excess > 1.0 else "supported"), excess
+
+
+def judge_post(
+    likes_recent: int,
+    likes_day: int,
+    followers: float | None,
+    audience_threshold: float,
+    views: Views | None,
+    cfg: FanImbalanceConfig,
+) -> PostVerdict:
+    """Bought likes? ``score`` is normalised so that 1.0 is the threshold.
+
+    >>> cfg = FanImbalanceConfig()
+    >>> judge_post(400, 500, 300, 0.15, None, cfg).reasons  # far above the audience
+    ('audience',)
+    >>> judge_post(400, 500, 300, 0.15, Views(9000, 3000, 480), cfg).flagged  # viral: views back it
+    False
+    >>> judge_post(60, 60, 20000, 0.15, Views(700, 20, 60), cfg).reasons  # no completions
+    ('views',)
+    >>> judge_post(30, 30, 10, 0.15, None, cfg).flagged  # too few likes to say anything
+    False
+    """
+    support, excess = views_support(views, cfg)
+    ratio = likes_day / followers if followers else None
+    reasons: list[str] = []
+    score = 0.0
+    if (
+        ratio is not None
+        and likes_day >= cfg.min_post_likes
+        and ratio >= audience_threshold
+        and support != "supported"
+    ):
+        reasons.append("audience")
+        score = ratio / audience_threshold
+    if support == "unsupported" and likes_recent >= cfg.min_post_likes:
+        reasons.append("views")
+        score = max(score, excess)
+    evidence: dict[str, Any] = {
+        "likers_hour": likes_recent,
+        "likers_day": likes_day,
+        "followers": followers,
+        "audience_ratio": None if ratio is None else round(ratio, 4),
+        "audience_threshold": round(audience_threshold, 4),
+        "views_support": support,
+    }
+    if views is not None:
+        completion = views.completion
+        evidence.update(
+            views=views.views,
+            completions=views.completions,
+            likes_at_snapshot=views.likes,
+            completion_rate=None if completion is None else round(completion, 4),
+        )
+    return PostVerdict(bool(reasons), score, tuple(reasons), ratio, support, evidence)
+
+
+def judge_author(followers: float, best_likes: float, threshold: float) -> tuple[bool, float]:
+    """Bought followers? True when the best post's likers are under ``threshold`` × followers.
+
+    The score is ``threshold / engagement`` (1.0 at the bar), capped at 100.
+
+    >>> judge_author(50000, 60, threshold=0.005)
+    (True, 4.1667)
+    >>> judge_author(8000, 300, threshold=0.005)[0]
+    False
+    """
+    engagement = best_likes / followers
+    if engagement >= threshold:
+        return False, threshold / max(engagement, 1e-9)
+    return True, round(min(100.0, threshold / max(engagement, threshold / 100.0)), 4)
+
+
+def log_ratio(likes: float, followers: float) -> float:
+    """Log engagement, with zero likes counted as half a like.
+
+    >>> round(log_ratio(30, 1000), 3)
+    -3.507
+    """
+    return math.log(max(likes, 0.5) / followers)
+
+
+class FanImbalanceDetector(Detector):
+    """Flags bought likes (posts) and bought followers (authors).
+
+    Parameters
+    ----------
+    config
+        The ``[fan_imbalance]`` settings.
+    max_window_members
+        ``windows.max_members``: like counts at this value are capped, so they only bound the
+        truth from below and are never taken as "few likes".
+
+    Evidence of a post finding: ``reasons`` (``audience``, ``views``), ``likers_hour``,
+    ``likers_day``, ``followers``, ``tier``, ``audience_ratio``, ``audience_threshold``,
+    ``views_support`` and, with a snapshot, ``views``, ``completions``,
+    ``likes_at_snapshot``, ``completion_rate``; ``quick_likers_named``, ``follow_up``. Of an
+    author finding: ``followers``, ``tier``, ``best_post``, ``best_post_likers``,
+    ``engagement``, ``threshold``, ``observed_seconds``.
+    """
+
+    name: ClassVar[str] = "fan_imbalance"
+
+    def __init__(self, config: FanImbalanceConfig, max_window_members: int = 0) -> None:
+        self.config = config
+        self.max_window_members = max_window_members
+        self.audience = TierQuantiles(config.tier_bounds, config.audience_quantile)
+        self.engagement = TierQuantiles(config.tier_bounds, config.engagement_quantile)
+        self.reports = SuspectReports(
+            PREFIX, config.report_every_seconds, config.state_ttl_seconds, config.max_accounts
+        )
+        self._scripts: dict[int, Script] = {}
+
+    def window_specs(self) -> tuple[WindowSpec, ...]:
+        return (LIKERS_BY_POST,)
+
+    # ------------------------------------------------------------------ thresholds
+
+    def audience_threshold(self, tier: int) -> float:
+        """Audience ratio above which a post's likes are out of line, for ``tier``."""
+        cfg = self.config
+        learned = self.audience.get(tier, cfg.min_samples)
+        if learned is None:
+            return cfg.min_audience_ratio
+        return max(cfg.min_audience_ratio, cfg.audience_factor * math.exp(learned))
+
+    def engagement_threshold(self, tier: int) -> float:
+        """Best-post engagement under which an author's followers look bought, for ``tier``."""
+        cfg = self.config
+        learned = self.engagement.get(tier, cfg.min_samples)
+        if learned is None:
+            return cfg.max_engagement
+        return min(cfg.max_engagement, cfg.engagement_factor * math.exp(learned))
+
+    # ---------------------------------------------------------------------- detect
+
+    def detect(self, batch: Batch) -> list[Finding]:
+        if not batch.events:
+            return []
+        cfg = self.config
+        post_w = batch.windows[LIKERS_BY_POST.name]
+        last_of_post: dict[str, int] = {}
+        quick: list[tuple[str, str, float]] = []
+        now = batch.events[0].ts
+        first = now
+        for index, event in enumerate(batch.events):
+            if event.ts > now:
+                now = event.ts
+            elif event.ts < first:
+                first = event.ts
+            window = post_w[index]
+            if window is None or window.status == LATE:
+                continue
+            last_of_post[event.post_id] = index
+            if event.dwell_ms is None or event.dwell_ms < cfg.quick_dwell_ms:
+                quick.append((event.post_id, event.actor_id, event.ts))
+        if not last_of_post and not quick:
+            return []
+        answer = self._exchange(batch, last_of_post, quick, now, first)
+        watch, authors, snapshots, due = answer
+        observed = now - watch
+
+        findings: list[Finding] = []
+        requests: list[ReportRequest] = []
+        context: dict[str, tuple[int, PostVerdict, int]] = {}
+        for post, index in last_of_post.items():
+            event = batch.events[index]
+            counts = post_w[index]
+            assert counts is not None
+            likes_recent, likes_day = counts.counts[RECENT], counts.counts[DAY]
+            followers = authors[event.author_id][0]
+            tier = self.audience.tier(followers) if followers else 0
+            if post in snapshots:
+                views, reported_until, scheduled = snapshots[post]
+                verdict = judge_post(
+                    likes_recent,
+                    likes_day,
+                    followers,
+                    self.audience_threshold(tier),
+                    views,
+                    cfg,
+                )
+                if verdict.flagged:
+                    if not scheduled:
+                        since = event.ts - cfg.suspect_lookback_seconds
+                        if reported_until is not None:
+                            since = max(since, reported_until)
+                        requests.append(
+                            ReportRequest(POST + post, since, event.ts, True, event.author_id)
+                        )
+                        context[POST + post] = (index, verdict, tier)
+                    continue
+            if (
+                followers
+                and likes_day >= cfg.learn_min_likes
+                and sampled(event.event_id, cfg.learn_fraction)
+            ):
+                self.audience.learn(tier, log_ratio(likes_day, followers))
+
+        if observed >= cfg.min_observed_seconds:
+            for author, (followers, best, best_post, index) in authors.items():
+                finding = self._judge_author(
+                    batch, author, followers, best, best_post, index, observed
+                )
+                if finding is not None:
+                    findings.append(finding)
+
+        for subject in due:
+            if subject not in context:
+                requests.append(ReportRequest(subject, None, now, False))
+        for report in self.reports.fetch(batch.state, requests):
+            finding = self._post_finding(batch, report, context.get(report.request.subject), now)
+            if finding is not None:
+                findings.append(finding)
+        return findings
+
+    def _judge_author(
+        self,
+        batch: Batch,
+        author: str,
+        followers: float | None,
+        best: float,
+        best_post: str,
+        index: int,
+        observed: float,
+    ) -> Finding | None:
+        cfg = self.config
+        if not followers or followers < cfg.min_followers:
+            return None
+        if self.max_window_members and best >= self.max_window_members:
+            return None  # a capped count: "at least this many", never "few"
+        tier = self.engagement.tier(followers)
+        threshold = self.engagement_threshold(tier)
+        flagged, score = judge_author(followers, best, threshold)
+        event = batch.events[index]
+        if not flagged:
+            if sampled(event.event_id, cfg.learn_fraction):
+                self.engagement.learn(tier, log_ratio(best, followers))
+            return None
+        return Finding(
+            detector=self.name,
+            subject_kind="account",
+            subject_id=author,
+            accounts=(author,),
+            score=score,
+            event_time=event.ts,
+            window_start=event.ts - min(observed, float(LIKERS_BY_POST.lengths[DAY])),
+            window_end=event.ts,
+            trigger_event_id=event.event_id,
+            evidence={
+                "finding": "bought_followers",
+                "followers": int(followers),
+                "tier": tier,
+                "best_post": best_post,
+                "best_post_likers": int(best),
+                "engagement": round(best / followers, 6),
+                "threshold": round(threshold, 6),
+                "observed_seconds": round(observed, 1),
+            },
+        )
+
+    def _post_finding(
+        self,
+        batch: Batch,
+        report: Report,
+        context: tuple[int, PostVerdict, int] | None,
+        now: float,
+    ) -> Finding | None:
+        post = report.request.subject[len(POST) :]
+        accounts = list(report.suspects)
+        author = report.author
+        if context is None and not accounts:
+            return None  # a follow-up with nothing new: the report ends here
+        if author and author not in accounts:
+            accounts.append(author)
+        evidence: dict[str, Any] = {
+            "finding": "bought_likes",
+            "author_id": author,
+            "quick_dwell_ms": self.config.quick_dwell_ms,
+            "quick_likers_named": len(report.suspects),
+            "reported_so_far": report.reported_total,
+            "follow_up": context is None,
+        }
+        if context is not None:
+            index, verdict, tier = context
+            event = batch.events[index]
+            event_time, trigger, score = event.ts, event.event_id, verdict.score
+            evidence.update(verdict.evidence, reasons=list(verdict.reasons), tier=tier)
+        else:
+            event_time, trigger, score = now, f"follow-up:{report.request.subject}:{now!r}", 1.0
+        return Finding(
+            detector=self.name,
+            subject_kind="post",
+            subject_id=post,
+            accounts=tuple(accounts),
+            score=score,
+            event_time=event_time,
+            window_start=report.since,
+            window_end=report.request.until,
+            trigger_event_id=trigger,
+            evidence=evidence,
+            cooldown_seconds=self.config.report_every_seconds,
+        )
+
+    # ------------------------------------------------------------------------ redis
+
+    def _exchange(
+        self,
+        batch: Batch,
+        last_of_post: dict[str, int],
+        quick: list[tuple[str, str, float]],
+        now: float,
+        first: float,
+    ) -> tuple[
+        float,
+        dict[str, tuple[float | None, float, str, int]],
+        dict[str, tuple[Views | None, float | None, bool]],
+        list[str],
+    ]:
+        """One round trip; see ``imbalance.lua`` for what goes in and out."""
+        cfg = self.config
+        post_w = batch.windows[LIKERS_BY_POST.name]
+        author_slot: dict[str, int] = {}
+        author_index: dict[str, int] = {}
+        tops: list[str | int] = []
+        judged: list[str] = []
+        for post, index in last_of_post.items():
+            event = batch.events[index]
+            slot = author_slot.get(event.author_id)
+            if slot is None:
+                slot = author_slot[event.author_id] = len(author_slot) + 1
+            author_index[event.author_id] = index
+            counts = post_w[index]
+            assert counts is not None
+            tops += [slot, post, counts.counts[DAY]]
+            if max(counts.counts) >= cfg.min_post_likes:
+                judged.append(post)
+        args: list[str | int | float] = [
+            batch.state.namespace,
+            cfg.state_ttl_seconds,
+            cfg.top_posts_kept,
+            cfg.suspect_lookback_seconds,
+            cfg.max_accounts,
+            repr(now),
+            repr(first),
+            len(author_slot),
+            *author_slot,
+            len(tops) // 3,
+            *tops,
+            len(quick),
+        ]
+        for post, actor, ts in quick:
+            args += [post, actor, repr(ts)]
+        args.append(len(judged))
+        args += judged
+        script = load_script(batch.state, "imbalance", self._scripts)
+        with batch.state.timed("imbalance"):
+            flat: list[Any] = script(keys=[], args=args)
+        watch = parse_float(flat[0])
+        pos = 1
+        authors: dict[str, tuple[float | None, float, str, int]] = {}
+        for author in author_slot:
+            followers, best, best_post = flat[pos : pos + 3]
+            pos += 3
+            authors[author] = (
+                parse_float(followers),
+                parse_float(best) or 0.0,
+                _text(best_post),
+                author_index[author],
+            )
+        snapshots: dict[str, tuple[Views | None, float | None, bool]] = {}
+        for post in judged:
+            views, completions, _snap_ts, likes, until, scheduled = flat[pos : pos + 6]
+            pos += 6
+            seen = parse_float(views)
+            done = parse_float(completions)
+            snapshot = (
+                None
+                if seen is None
+                else Views(int(seen), None if done is None else int(done), int(likes or 0))
+            )
+            snapshots[post] = (snapshot, parse_float(until), bool(int(scheduled)))
+        n_due = int(flat[pos])
+        due = [_text(s) for s in flat[pos + 1 : pos + 1 + n_due]]
+        return (now if watch is None else watch), authors, snapshots, due
+
+    # ---------------------------------------------------------------------- models
+
+    def model_state(self) -> Any:
+        return {"audience": self.audience, "engagement": self.engagement}
+
+    def load_model_state(self, state: Any) -> None:
+        if not isinstance(state, dict):
+            return
+        cfg = self.config
+        audience, engagement = state.get("audience"), state.get("engagement")
+        if isinstance(audience, TierQuantiles) and audience.compatible(
+            cfg.tier_bounds, cfg.audience_quantile
+        ):
+            self.audience = audience
+        if isinstance(engagement, TierQuantiles) and engagement.compatible(
+            cfg.tier_bounds, cfg.engagement_quantile
+        ):
+            self.engagement = engagement
+
+
+def _text(raw: bytes | str | int) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
