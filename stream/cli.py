@@ -8,6 +8,7 @@
     likeguard alerts [--follow]           print alerts from the alerts topic
     likeguard topics                      create the topics likeguard uses
     likeguard simulate --out DIR          write a labelled scenario (capture + truth)
+    likeguard eval SCENARIO_DIR           score detection against the scenario's truth
 
 Every connection setting defaults to the dev stack (``make up``) and can be set with a
 ``LIKEGUARD_*`` environment variable or a flag; see ``stream/config.py``.
@@ -116,13 +117,26 @@ def build_parser() -> argparse.ArgumentParser:
     topics = sub.add_parser("topics", parents=[common], help="create likeguard's topics")
     topics.add_argument("--partitions", type=int, help="partitions [LIKEGUARD_PARTITIONS, 4]")
 
-    simulate = sub.add_parser("simulate", help="write a labelled scenario (capture + truth)")
-    try:
-        from stream.simulate.cli import configure_parser
-    except ImportError:  # pragma: no cover - the simulator is optional at import time
-        pass
-    else:
-        configure_parser(simulate)
+    from stream.evaluate.cli import configure_parser as configure_eval
+    from stream.simulate.cli import configure_parser as configure_simulate
+
+    configure_simulate(
+        sub.add_parser(
+            "simulate",
+            help="write a labelled scenario (capture + truth)",
+            description="Organic traffic from real interaction data with labelled attacks.",
+        )
+    )
+    configure_eval(
+        sub.add_parser(
+            "eval",
+            parents=[common],
+            help="score detection on a labelled scenario against reference methods",
+            description="Replays a scenario through the pipeline and reports precision, "
+            "recall, F1, detection delay and organic false positives, beside FRAUDAR and a "
+            "fixed per-window threshold.",
+        )
+    )
     return parser
 
 
@@ -257,12 +271,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from stream.evaluate.cli import run
+
+    return run(args)
+
+
 COMMANDS = {
     "worker": cmd_worker,
     "replay": cmd_replay,
     "alerts": cmd_alerts,
     "topics": cmd_topics,
     "simulate": cmd_simulate,
+    "eval": cmd_eval,
 }
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TextIO
+from typing import IO, Protocol, TextIO
 
 from detectors.pipeline import Pipeline
 from schemas.records import Event
@@ -175,14 +175,23 @@ def replay(
     return summary
 
 
+class EventSink(Protocol):
+    """Where :func:`publish` sends events: a Kafka topic in production."""
+
+    def send(self, key: str, value: bytes) -> None: ...
+
+    def flush(self) -> None: ...
+
+
 def publish(
     paths: list[Path],
-    producer: KafkaSink,
+    producer: EventSink,
     speed: float | None,
     rejects: RejectsFile,
     reorder_buffer: int = 100_000,
     progress: Progress | None = None,
-    sleep: object = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> ReplaySummary:
     """Re-publish a capture in event-time order.
 
@@ -191,7 +200,7 @@ def publish(
     windows they touch (actor for likes), as the live producers key them.
     """
     summary = ReplaySummary(files=len(paths), rejects_path=rejects.path)
-    started = time.monotonic()
+    started = clock()
     first_ts: float | None = None
     try:
         for placed in _events(merge_by_event_time(paths, reorder_buffer), summary, rejects):
@@ -199,9 +208,9 @@ def publish(
                 if first_ts is None:
                     first_ts = placed.ts
                 due = started + (placed.ts - first_ts) / speed
-                delay = due - time.monotonic()
+                delay = due - clock()
                 if delay > 0:
-                    sleep(delay)  # type: ignore[operator]
+                    sleep(delay)
             producer.send(partition_key(placed.event), placed.payload)
             if progress:
                 progress.update(summary)
@@ -211,7 +220,7 @@ def publish(
         if progress:
             progress.update(summary, force=True)
             progress.done()
-    summary.seconds = time.monotonic() - started
+    summary.seconds = clock() - started
     return summary
 
 
