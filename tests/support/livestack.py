@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,19 +27,25 @@ def free_port() -> int:
 
 
 def small_capture(path: Path, bad_lines: bool = True) -> Path:
-    """Organic likes from 60 accounts plus one account liking 40 posts in 40 seconds."""
-    events: list[dict[str, Any]] = [
-        {
-            "event_id": f"o{i}-{k}",
-            "type": "like",
-            "actor_id": f"user{i}",
-            "post_id": f"p{k}",
-            "author_id": f"author{k % 7}",
-            "ts": T0 + k * 300 + i * 3,
-        }
-        for i in range(60)
-        for k in range(6)
-    ]
+    """Organic likes from 60 accounts plus one account liking 40 posts in 40 seconds.
+
+    The organic side is random (seeded): 60 users each liking 6 of 300 posts at random times
+    over two hours, so no group of them looks like a lockstep farm.
+    """
+    rng = random.Random(7)
+    events: list[dict[str, Any]] = []
+    for i in range(60):
+        for k, post in enumerate(rng.sample(range(300), 6)):
+            events.append(
+                {
+                    "event_id": f"o{i}-{k}",
+                    "type": "like",
+                    "actor_id": f"user{i}",
+                    "post_id": f"p{post}",
+                    "author_id": f"author{post % 50}",
+                    "ts": round(T0 + rng.uniform(0, 7200), 3),
+                }
+            )
     events += [
         {
             "event_id": f"b{k}",
