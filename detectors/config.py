@@ -44,14 +44,25 @@ class ModelsConfig:
 @dataclass(frozen=True, slots=True)
 class BurstConfig:
     enabled: bool = True
-    min_likes: tuple[int, ...] = (20, 60, 150, 600)
+    min_likes: tuple[int, ...] = (25, 60, 150, 600)
     quantile: float = 0.99
     quantile_factor: float = 3.0
     learn_fraction: float = 1.0
+    learn_window_seconds: int = 3600
+    history_tau_seconds: float = 604800.0
+    history_prior_seconds: float = 3600.0
+    history_gap_seconds: int = 600
+    history_factor: float = 5.0
+    quiet_relief: tuple[float, ...] = (1.0, 0.5, 0.4, 0.4)
+    history_ttl_seconds: int = 2592000
 
     def __post_init__(self) -> None:
         if not 0 < self.quantile < 1:
             raise ConfigError("burst.quantile must be between 0 and 1")
+        if not all(0 < r <= 1 for r in self.quiet_relief):
+            raise ConfigError("burst.quiet_relief values must be in (0, 1]")
+        if self.history_tau_seconds <= 0 or self.history_prior_seconds <= 0:
+            raise ConfigError("burst.history_tau_seconds and history_prior_seconds must be > 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +138,25 @@ class FanImbalanceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ChurnConfig:
+    enabled: bool = True
+    min_cycles: tuple[int, ...] = (8, 12, 20, 40)
+    quantile: float = 0.9
+    quantile_factor: float = 5.0
+    learn_fraction: float = 1.0
+    learn_window_seconds: int = 3600
+    min_ratio: float = 0.4
+    min_distinct_posts: int = 8
+    min_repeats: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.quantile < 1:
+            raise ConfigError("churn.quantile must be between 0 and 1")
+        if any(c < 1 for c in self.min_cycles):
+            raise ConfigError("churn.min_cycles values must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """All detection settings; see ``detectors/defaults.toml`` for what each one means."""
 
@@ -137,6 +167,7 @@ class Config:
     burst: BurstConfig = field(default_factory=BurstConfig)
     new_account_spike: NewAccountSpikeConfig = field(default_factory=NewAccountSpikeConfig)
     fan_imbalance: FanImbalanceConfig = field(default_factory=FanImbalanceConfig)
+    churn: ChurnConfig = field(default_factory=ChurnConfig)
 
     def __post_init__(self) -> None:
         lengths = self.windows.lengths_seconds
@@ -150,6 +181,18 @@ class Config:
             )
         if len(self.burst.min_likes) != len(lengths):
             raise ConfigError("burst.min_likes needs one value per windows.lengths_seconds entry")
+        if self.burst.learn_window_seconds not in lengths:
+            raise ConfigError("burst.learn_window_seconds must be one of windows.lengths_seconds")
+        if self.burst.history_gap_seconds not in lengths:
+            raise ConfigError("burst.history_gap_seconds must be one of windows.lengths_seconds")
+        if len(self.burst.quiet_relief) != len(lengths):
+            raise ConfigError(
+                "burst.quiet_relief needs one value per windows.lengths_seconds entry"
+            )
+        if len(self.churn.min_cycles) != len(lengths):
+            raise ConfigError("churn.min_cycles needs one value per windows.lengths_seconds entry")
+        if self.churn.learn_window_seconds not in lengths:
+            raise ConfigError("churn.learn_window_seconds must be one of windows.lengths_seconds")
 
 
 class ConfigError(ValueError):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from detectors.alerts import AlertGate
 from detectors.base import ACTOR_LIKES, ACTOR_UNLIKES, Batch, Detector
 from detectors.burst import BurstDetector
+from detectors.churn import ChurnDetector
 from detectors.config import Config
 from detectors.imbalance import FanImbalanceDetector
 from detectors.models import ModelCheckpoints
@@ -51,6 +52,8 @@ def default_detectors(config: Config) -> list[Detector]:
         )
     if config.fan_imbalance.enabled:
         detectors.append(FanImbalanceDetector(config.fan_imbalance, config.windows.max_members))
+    if config.churn.enabled:
+        detectors.append(ChurnDetector(config.churn, config.windows.lengths_seconds))
     return detectors
 
 

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.support.livestack import Stack, free_port, metric, scrape, small_capture, stop
 
@@ -63,6 +64,21 @@ def test_live_worker_matches_replay_and_dead_letters_bad_records(
         )
         for raw in (b"not json", b'{"type":"like"}', b"\xff\xfe"):
             producer.send(stack.env["LIKEGUARD_LIKES_TOPIC"], key=b"k", value=raw)
+        # Account snapshots arrive on their own (compacted) topic, after likes of the account.
+        for followers, ts in ((900, 1793491500), (120, 1793491400)):
+            snapshot = {
+                "event_id": f"acct-{ts}",
+                "type": "account",
+                "account_id": "bot",
+                "ts": ts,
+                "created_at": "2025-01-01T00:00:00Z",
+                "followers": followers,
+            }
+            producer.send(
+                stack.env["LIKEGUARD_ACCOUNTS_TOPIC"],
+                key=b"bot",
+                value=json.dumps(snapshot).encode(),
+            )
         producer.flush()
         producer.close()
 
@@ -72,7 +88,12 @@ def test_live_worker_matches_replay_and_dead_letters_bad_records(
         deadline = time.monotonic() + 30
         while True:
             after = scrape(port)
-            if metric(after, "likeguard_events_total", type="like", outcome="accepted") >= 400:
+            if (
+                metric(after, "likeguard_events_total", type="like", outcome="accepted") >= 400
+                and metric(after, "likeguard_events_total", type="account", outcome="accepted")
+                + metric(after, "likeguard_events_total", type="account", outcome="duplicate")
+                >= 2
+            ):
                 break
             assert time.monotonic() < deadline, after
             time.sleep(0.5)
@@ -96,3 +117,9 @@ def test_live_worker_matches_replay_and_dead_letters_bad_records(
     assert metric(after, "likeguard_batch_size_events_count") >= 1
     assert metric(after, "likeguard_redis_call_duration_seconds_count", operation="windows") >= 1
     assert "Traceback" not in log, log[-3000:]
+    # The newer snapshot wins, whichever order the two arrived in.
+    stored = redis.Redis.from_url(stack.env["LIKEGUARD_REDIS_URL"]).hgetall(
+        f"{stack.env['LIKEGUARD_NAMESPACE']}:acct:bot"
+    )
+    assert stored[b"followers"] == b"900"
+    assert float(stored[b"created_at"]) == 1735689600.0

@@ -1,0 +1,133 @@
+"""The burst detector's own-history baseline, through the pipeline on real Redis."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from detectors.config import BurstConfig, Config, load_config
+from detectors.pipeline import Pipeline
+from detectors.state import RedisState
+from schemas.records import Alert, LikeEvent
+
+pytestmark = pytest.mark.integration
+T0 = 1793491200.0
+HOUR = 3600.0
+OLD = T0 - 365 * 86400.0  # every account here was created long before watching started
+
+
+def only_burst(burst: BurstConfig | None = None) -> Config:
+    cfg = load_config()
+    disabled = {
+        f.name: dataclasses.replace(getattr(cfg, f.name), enabled=False)
+        for f in dataclasses.fields(cfg)
+        if f.name != "burst" and hasattr(getattr(cfg, f.name), "enabled")
+    }
+    return dataclasses.replace(cfg, burst=burst or cfg.burst, **disabled)
+
+
+def likes(actor: str, start: float, count: int, span: float) -> list[LikeEvent]:
+    """``count`` likes spread evenly over ``span`` seconds from ``start``."""
+    step = span / count
+    return [
+        LikeEvent(
+            f"{actor}-{start:.0f}-{k}",
+            "like",
+            actor,
+            f"{actor}-p{k}-{start:.0f}",
+            "au",
+            start + k * step,
+            actor_created_at=OLD,
+        )
+        for k in range(count)
+    ]
+
+
+def background(hours: int) -> list[LikeEvent]:
+    """200 ordinary accounts, a like now and then: a quiet population."""
+    return [
+        e
+        for i in range(200)
+        for e in likes(f"user{i}", T0 + (i % 60) * 30, 2 * hours, hours * HOUR)
+    ]
+
+
+def run(pipeline: Pipeline, events: list[LikeEvent], batch: int = 200) -> list[Alert]:
+    events = sorted(events, key=lambda e: e.ts)
+    alerts: list[Alert] = []
+    for i in range(0, len(events), batch):
+        alerts += pipeline.process(events[i : i + batch]).alerts
+    return alerts
+
+
+def heavy_liker() -> list[LikeEvent]:
+    # Three hours at 120 likes an hour (under every peer bar), then one hour at 170: above the
+    # 150-an-hour peer floor, but an ordinary hour for this account.
+    return likes("heavy", T0, 360, 3 * HOUR) + likes("heavy", T0 + 3 * HOUR, 170, HOUR)
+
+
+def test_a_habitually_heavy_liker_is_not_flagged_for_its_normal_day(state: RedisState) -> None:
+    alerts = run(Pipeline(state, only_burst()), background(4) + heavy_liker())
+    assert [a.subject_id for a in alerts] == []
+
+
+def test_without_its_history_the_same_heavy_hour_is_a_burst(state: RedisState) -> None:
+    # The control: with no weight on own history (factor 0, no relief) the peer bar alone
+    # flags the heavy hour, so the test above is about history, not about the data.
+    peers_only = dataclasses.replace(
+        load_config().burst, history_factor=0.0, quiet_relief=(1.0, 1.0, 1.0, 1.0)
+    )
+    alerts = run(Pipeline(state, only_burst(peers_only)), background(4) + heavy_liker())
+    assert [a.subject_id for a in alerts] == ["heavy"]
+
+
+def hijacked_quiet_account() -> list[LikeEvent]:
+    # Two likes in three hours of watching, then 110 likes in an hour: under the 150-an-hour
+    # peer floor, far above its own history.
+    return likes("quiet", T0 + 600, 2, 2 * HOUR) + likes("quiet", T0 + 3 * HOUR, 110, HOUR)
+
+
+def test_a_hijacked_quiet_account_is_flagged_below_the_peer_bar(state: RedisState) -> None:
+    alerts = run(Pipeline(state, only_burst()), background(4) + hijacked_quiet_account())
+    assert [a.subject_id for a in alerts] == ["quiet"]
+    evidence = alerts[0].evidence
+    assert evidence["likes_in_window"] < evidence["population_threshold"]
+    assert evidence["threshold"] < evidence["population_threshold"]
+    assert evidence["history_confidence"] > 0.5
+    assert evidence["own_expected_likes"] < 5
+    assert alerts[0].event_time < T0 + 4 * HOUR
+
+
+def test_without_relief_the_hijacked_account_stays_under_the_peer_bar(state: RedisState) -> None:
+    no_relief = dataclasses.replace(load_config().burst, quiet_relief=(1.0, 1.0, 1.0, 1.0))
+    alerts = run(Pipeline(state, only_burst(no_relief)), background(4) + hijacked_quiet_account())
+    assert alerts == []
+
+
+def test_a_fast_burst_of_an_unknown_account_is_still_flagged_within_minutes(
+    state: RedisState,
+) -> None:
+    burst = likes("bot", T0 + 2 * HOUR, 120, 300.0)
+    alerts = run(Pipeline(state, only_burst()), background(3) + burst)
+    assert [a.subject_id for a in alerts] == ["bot"]
+    assert alerts[0].event_time - burst[0].ts < 300.0
+
+
+def test_history_lives_in_a_small_hash_with_a_ttl_and_counts_each_like_once(
+    state: RedisState,
+) -> None:
+    pipeline = Pipeline(state, only_burst())
+    events = likes("someone", T0, 30, HOUR)
+    run(pipeline, events)
+    key = state.key("burst", "hist", "someone")
+    stored = {k.decode(): float(v) for k, v in state.client.hgetall(key).items()}
+    assert set(stored) == {"s", "t", "f"}
+    assert stored["s"] == pytest.approx(30.0, rel=0.001)  # decay over an hour is tiny
+    assert stored["t"] == pytest.approx(events[-1].ts)
+    assert stored["f"] == pytest.approx(events[0].ts)
+    assert 0 < state.client.ttl(key) <= load_config().burst.history_ttl_seconds
+    assert float(state.client.get(state.key("burst", "watch"))) == pytest.approx(T0)
+    run(pipeline, events)  # a redelivery: nothing is fresh, nothing is learned twice
+    again = float(state.client.hget(key, "s"))
+    assert again == pytest.approx(stored["s"])
