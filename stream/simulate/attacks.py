@@ -244,29 +244,25 @@ def farm_accounts(b: AttackBuilder, count: int, role: str, per_device: float) ->
     ]
 
 
-def organic_posts_before(world: World, at: float) -> tuple[list[str], np.ndarray]:
-    """Organically liked posts already published at ``at``, with their organic like counts."""
-    posts = [
-        post_id for post_id in world.organic.likes_by_post if world.posts[post_id].created_at <= at
-    ]
-    counts = np.array([world.organic.likes_by_post[post_id] for post_id in posts], dtype=float)
-    return posts, counts
-
-
 def sample_posts(
     b: AttackBuilder, count: int, at: float, popular: bool, exclude: set[str] | None = None
 ) -> list[str]:
-    """Sample distinct organic posts: uniformly, or in proportion to organic likes."""
-    posts, counts = organic_posts_before(b.world, at)
-    if exclude:
-        keep = [index for index, post_id in enumerate(posts) if post_id not in exclude]
-        posts, counts = [posts[index] for index in keep], counts[keep]
-    count = min(count, len(posts))
+    """Sample distinct organic posts published by ``at``: uniformly, or in proportion to their
+    organic likes (popularity-biased), leaving out ``exclude``."""
+    table = b.world.organic.post_table
+    eligible = table.created_at <= at
+    for post_id in exclude or ():
+        index = table.index.get(post_id)
+        if index is not None:
+            eligible[index] = False
+    candidates = np.flatnonzero(eligible)
+    count = min(count, len(candidates))
     if count <= 0:
         return []
+    counts = table.likes[candidates]
     weights = counts / counts.sum() if popular else None
-    chosen = b.rng.choice(len(posts), size=count, replace=False, p=weights)
-    return [posts[int(index)] for index in chosen]
+    chosen = b.rng.choice(candidates, size=count, replace=False, p=weights)
+    return [table.post_ids[int(index)] for index in chosen]
 
 
 def pick_authors(

@@ -5,7 +5,8 @@ posts during it). An engagement at time ``t`` likes the creator's newest post th
 already liked, scrolling back through the catalogue when needed. On top of that come the
 human touches the detectors must not mistake for fraud: a per-user pace (nobody likes twice in
 the same second), ordinary unlikes (mostly seconds to minutes after the like), a few accounts
-that are genuinely new, and follower counts consistent with the likes their posts get.
+that are genuinely new, a few devices shared by a household, and follower counts consistent
+with the likes their posts get.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stream.simulate.sources import InteractionStream
-from stream.simulate.world import SECONDS_PER_DAY, SECONDS_PER_HOUR, Account, Post, World
+from stream.simulate.world import (
+    SECONDS_PER_DAY,
+    SECONDS_PER_HOUR,
+    Account,
+    Post,
+    PostTable,
+    World,
+)
 
 MAX_LIKES_PER_USER_HOUR = 60
 HEADLINE_POSTS = 3
@@ -25,6 +33,7 @@ PACE_MEDIAN_GAP_S = 4.0
 PROFILE_DEPTH = 12
 UNLIKE_PROBABILITY_BETA = (1.0, 30.0)
 NEW_NORMAL_PER_6H = 6
+HOUSEHOLD_SHARE = 0.05
 ENGAGEMENT_MEDIAN = 0.03
 ENGAGEMENT_RANGE = (0.018, 0.045)
 
@@ -45,6 +54,8 @@ class OrganicBuilder:
     world: World
     rng: np.random.Generator
     account_ids: dict[str, str] = field(default_factory=dict)
+    household: int = 0
+    household_room: int = 0
     post_ids: dict[tuple[int, int], str] = field(default_factory=dict)
 
     def account(self, key: str) -> str:
@@ -61,11 +72,21 @@ class OrganicBuilder:
                 followers=0,
                 following=0,
                 posts=0,
-                device_id=self.world.ids.make("d", key),
+                device_id=self.device(key),
             )
         )
         self.account_ids[key] = account_id
         return account_id
+
+    def device(self, key: str) -> str:
+        """The account's own device, or (for a few) a device shared by a household of 2-4."""
+        if self.rng.random() >= HOUSEHOLD_SHARE:
+            return self.world.ids.make("d", key)
+        if self.household_room == 0:
+            self.household += 1
+            self.household_room = int(self.rng.integers(2, 5))
+        self.household_room -= 1
+        return self.world.ids.make("d", f"household:{self.household}")
 
     def post(self, series: PostSeries, creator: int, index: int) -> str:
         """Return the id of post ``index`` of ``series``, registering it on first use."""
@@ -221,6 +242,13 @@ def index_organic(world: World) -> None:
     for post in world.posts.values():
         organic.posts_by_author.setdefault(post.author_id, []).append(post.post_id)
     organic.authors = list(organic.posts_by_author)
+    liked = list(organic.likes_by_post)
+    organic.post_table = PostTable(
+        post_ids=liked,
+        created_at=np.array([world.posts[post_id].created_at for post_id in liked]),
+        likes=np.array([organic.likes_by_post[post_id] for post_id in liked], dtype=float),
+        index={post_id: index for index, post_id in enumerate(liked)},
+    )
 
 
 def choose_new_normal_accounts(world: World, scale: float) -> list[str]:

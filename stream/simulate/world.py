@@ -142,6 +142,16 @@ class IdFactory:
 
 
 @dataclass
+class PostTable:
+    """Organically liked posts as arrays, for fast sampling by the attack generators."""
+
+    post_ids: list[str] = field(default_factory=list)
+    created_at: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    likes: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    index: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class OrganicIndex:
     """What attack generators need to know about organic traffic."""
 
@@ -152,6 +162,7 @@ class OrganicIndex:
     likes_by_actor: dict[str, int] = field(default_factory=dict)
     posts_by_author: dict[str, list[str]] = field(default_factory=dict)
     liked_by_actor: dict[str, set[str]] = field(default_factory=dict)
+    post_table: PostTable = field(default_factory=PostTable)
 
 
 class World:

@@ -191,3 +191,15 @@ def test_id_factory_is_deterministic_and_opaque() -> None:
     assert "wiki" not in first.make("u", "wiki-user:1")
     many = {first.make("u", f"key-{index}") for index in range(5000)}
     assert len(many) == 5000
+
+
+def test_a_few_organic_accounts_share_a_household_device(synthetic_run: LoadedScenario) -> None:
+    organic = set(synthetic_run.truth["organic_accounts"])
+    users: dict[str, set[str]] = defaultdict(set)
+    for event in synthetic_run.events:
+        if event["type"] == "like" and event["actor_id"] in organic:
+            users[event["device_id"]].add(event["actor_id"])
+    sizes = Counter(len(accounts) for accounts in users.values())
+    assert max(sizes) <= 4
+    shared = sum(size * count for size, count in sizes.items() if size > 1)
+    assert 0 < shared < 0.15 * len(organic)
