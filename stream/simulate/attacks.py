@@ -140,7 +140,6 @@ class AttackBuilder:
                 completion_rate=float(self.rng.uniform(0.2, 0.6)),
             )
         )
-        self.posts[post_id] = None
         return post_id
 
     def like(
@@ -183,6 +182,7 @@ class AttackBuilder:
         would fall outside the scenario are left out."""
         if not self.world.start <= ts < self.world.end:
             return
+        self.posts[post_id] = None
         dwell = np.clip(self.rng.lognormal(math.log(8000.0), 0.8), 400, 120_000)
         self.world.act(ts, "like", actor_id, post_id, int(dwell), organic=True)
 
@@ -317,21 +317,31 @@ class FakeViewing:
 
 
 def customer_posts(
-    b: AttackBuilder, customers: Sequence[str], per_customer: tuple[int, int], before: float
+    b: AttackBuilder,
+    customers: Sequence[str],
+    per_customer: tuple[int, int],
+    before: float,
+    limit: int | None = None,
 ) -> list[str]:
-    """Create fresh posts for paying customers, published shortly before ``before``.
+    """Create fresh posts for paying customers, published shortly before ``before``; at most
+    ``limit`` posts in all, and only customers who get a post count as beneficiaries.
 
     How many views a fake like brings (and how many of those complete) is drawn once per
     attack: some farms only press the button, others also play the post for a while.
     """
     posts: list[str] = []
     viewing = FakeViewing.draw(b.rng)
+    room = limit if limit is not None else math.inf
     for customer in customers:
+        wanted = min(int(b.rng.integers(per_customer[0], per_customer[1] + 1)), room)
+        if wanted <= 0:
+            break
         b.benefit(customer)
-        for _ in range(int(b.rng.integers(per_customer[0], per_customer[1] + 1))):
+        for _ in range(int(wanted)):
             post_id = b.new_post(customer, before - float(b.rng.uniform(5, 180)) * MINUTE)
             viewing.apply(b.world.posts[post_id])
             posts.append(post_id)
+        room -= wanted
     return posts
 
 
@@ -362,8 +372,7 @@ def burst(b: AttackBuilder) -> AttackRecord:
     b.enlist(account)
     device = b.device("takeover-device")
     customers = pick_authors(b, int(rng.integers(1, 4)))
-    paid = customer_posts(b, customers, (3, 15), start)
-    paid = paid[: round(count * float(rng.uniform(0.3, 0.6)))]
+    paid = customer_posts(b, customers, (3, 15), start, round(count * rng.uniform(0.3, 0.6)))
     liked_before = b.world.organic.liked_by_actor.get(account, set())
     others = sample_posts(b, count - len(paid), start, bool(rng.random() < 0.5), liked_before)
     targets = [*paid, *others]

@@ -85,6 +85,15 @@ def test_attack_accounts_act_in_the_capture_and_start_is_their_first_event(
         assert inside and max(inside) == attack["end"]
 
 
+def test_attack_posts_and_beneficiaries_are_visible(synthetic_run: LoadedScenario) -> None:
+    posts = last_post_snapshots(synthetic_run.events)
+    for attack in synthetic_run.truth["attacks"]:
+        assert set(attack["posts"]) <= set(posts), attack["attack_id"]
+        authors = {posts[post]["author_id"] for post in attack["posts"]}
+        assert set(attack["authors"]) == authors
+        assert set(attack["beneficiaries"]) <= authors | set(attack["accounts"])
+
+
 def test_labels_are_disjoint_from_organic_accounts(synthetic_run: LoadedScenario) -> None:
     truth = synthetic_run.truth
     organic = set(truth["organic_accounts"])
