@@ -67,7 +67,7 @@ def test_likes_and_unlikes_alternate_per_actor_and_post(synthetic_run: LoadedSce
 
 def test_accounts_have_a_snapshot_before_they_appear(synthetic_run: LoadedScenario) -> None:
     seen: set[str] = set()
-    missing = []
+    missing: list[str] = []
     for event in synthetic_run.events:
         if event["type"] == "account":
             seen.add(event["account_id"])

@@ -75,7 +75,7 @@ def test_attack_accounts_act_in_the_capture_and_start_is_their_first_event(
         assert attack["accounts"], attack["attack_id"]
         assert synthetic_run.truth["start"] <= attack["start"] <= attack["end"]
         assert attack["end"] <= synthetic_run.truth["end"]
-        touched = set()
+        touched: set[float] = set()
         for account in attack["accounts"]:
             assert account in snapshots, account
             touched.update(event["ts"] for event in by_actor.get(account, []))
