@@ -1,7 +1,7 @@
 """Shared pieces of the account-centred detectors (``new_account_spike``, ``fan_imbalance``).
 
-* :data:`LIKERS_BY_POST` and :data:`LIKERS_BY_AUTHOR`: window families of *distinct* likers per
-  post and per author, counted by the pipeline with the other windows.
+* :class:`PostLikers`: distinct likers per post over the last hour and day, kept in Redis
+  once per batch for both detectors.
 * :func:`account_age`: age of the liking account at the like, from the event's
   ``actor_created_at`` or the stored account snapshot.
 * :class:`TierQuantiles`: River quantiles of an engagement ratio, one per follower tier.
@@ -25,44 +25,108 @@ Redis layout of the reports (``{p}`` is the detector's key prefix, ``{s}`` a sub
 
 from __future__ import annotations
 
+import json
 import math
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from redis.commands.core import Script
 from river import stats
 
+from detectors.config import WindowsConfig
 from detectors.state import RedisState
-from detectors.windows import WindowSpec
-from schemas.records import LikeEvent
 
-#: Lengths (seconds) of the distinct-liker windows: "recent" (the last hour) and "the day".
+if TYPE_CHECKING:
+    from detectors.base import Batch
+
+#: Lengths (seconds) of the distinct-liker counts: "recent" (the last hour) and "the day".
 LIKER_WINDOWS: tuple[int, int] = (3600, 86400)
 RECENT, DAY = 0, 1
 
 
-def _post_of_like(event: LikeEvent) -> str | None:
-    return event.post_id if event.type == "like" else None
+@dataclass(frozen=True, slots=True)
+class PostActivity:
+    """One post's likes in a batch, and its distinct likers at its last like of the batch.
+
+    ``index`` is that last like's position in the batch; ``counts`` are the distinct likers in
+    the :data:`LIKER_WINDOWS` ending at its time (``counts[RECENT]``, ``counts[DAY]``).
+    """
+
+    index: int
+    counts: tuple[int, int]
 
 
-def _author_of_like(event: LikeEvent) -> str | None:
-    return event.author_id if event.type == "like" else None
+class PostLikers:
+    """Distinct likers per post (``{ns}:likers:{post_id}``), shared by the detectors of a batch.
 
+    Kept in Redis by whichever detector asks first for a batch; the others get the same answer
+    from a one-batch cache, so the work is done once. Per batch the cost is one Lua call doing
+    a handful of commands per *post* of the batch (not per like), which is why this is not a
+    window family: those count every event at its own time, at several times the cost.
 
-def _actor(event: LikeEvent) -> str:
-    return event.actor_id
+    Parameters
+    ----------
+    config
+        ``[windows]``: ``retention_seconds`` (how long likers are kept, at least the day),
+        ``max_members`` (most likers kept per post) and ``key_ttl_seconds``.
+    """
 
+    _cache: ClassVar[tuple[object, str, dict[str, PostActivity]] | None] = None
+    _scripts: ClassVar[dict[int, Script]] = {}
 
-#: Distinct likers per post (member = actor, at the time of their latest like), key
-#: ``{ns}:w:likers_by_post:{post_id}``.
-LIKERS_BY_POST = WindowSpec("likers_by_post", _post_of_like, LIKER_WINDOWS, _actor, latest=True)
-#: Distinct likers per author over all their posts, key ``{ns}:w:likers_by_author:{author_id}``.
-LIKERS_BY_AUTHOR = WindowSpec(
-    "likers_by_author", _author_of_like, LIKER_WINDOWS, _actor, latest=True
-)
+    def __init__(self, config: WindowsConfig) -> None:
+        self.retention = max(config.retention_seconds, LIKER_WINDOWS[DAY])
+        self.cap = config.max_members
+        self.ttl = config.key_ttl_seconds
+
+    def activity(self, batch: Batch) -> dict[str, PostActivity]:
+        """Per post liked in ``batch``, its activity (one Redis call per batch, shared)."""
+        cached = PostLikers._cache
+        if cached is not None and cached[0] is batch.events and cached[1] == batch.state.namespace:
+            return cached[2]
+        result = self._update(batch)
+        # Holding the events list keeps its identity from being reused by another batch.
+        PostLikers._cache = (batch.events, batch.state.namespace, result)
+        return result
+
+    def _update(self, batch: Batch) -> dict[str, PostActivity]:
+        # Late likes need no filtering here: counts are over windows ending at the post's
+        # newest like, and the script trims what is older than the retention.
+        likes: dict[str, list[str | float]] = {}
+        last: dict[str, int] = {}
+        for index, event in enumerate(batch.events):
+            if event.type == "like":
+                post = event.post_id
+                entry = likes.get(post)
+                if entry is None:
+                    likes[post] = [event.actor_id, event.ts]
+                else:
+                    entry.append(event.actor_id)
+                    entry.append(event.ts)
+                last[post] = index
+        if not likes:
+            return {}
+        events = batch.events
+        payload = [[post, events[last[post]].ts, entry] for post, entry in likes.items()]
+        script = load_script(batch.state, "post_likers", PostLikers._scripts)
+        args: list[str | int] = [
+            batch.state.namespace,
+            self.retention,
+            self.cap,
+            self.ttl,
+            LIKER_WINDOWS[RECENT],
+            json.dumps(payload, separators=(",", ":")),
+        ]
+        with batch.state.timed("post_likers"):
+            reply = script(keys=[], args=args)
+        flat = [int(v) for v in bytes(reply).split(b",")]
+        return {
+            post: PostActivity(last[post], (flat[2 * k], flat[2 * k + 1]))
+            for k, post in enumerate(likes)
+        }
 
 
 def account_age(ts: float, created_at: float | None) -> float | None:

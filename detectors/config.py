@@ -72,10 +72,10 @@ class NewAccountSpikeConfig:
     min_likes: tuple[int, ...] = (40, 25, 40, 120)
     quantile: float = 0.99
     quantile_factor: float = 1.5
-    learn_fraction: float = 0.2
+    learn_fraction: float = 1.0
+    learn_window_seconds: int = 3600
     min_new_likers: int = 5
     min_new_share: float = 0.6
-    author_min_new_likers: int = 10
     report_every_seconds: float = 600.0
     max_accounts: int = 1000
     state_ttl_seconds: int = 172800
@@ -85,8 +85,8 @@ class NewAccountSpikeConfig:
             raise ConfigError("new_account_spike.quantile must be between 0 and 1")
         if not 0 < self.min_new_share <= 1:
             raise ConfigError("new_account_spike.min_new_share must be in (0, 1]")
-        if min(self.min_new_likers, self.author_min_new_likers) < 1:
-            raise ConfigError("new_account_spike.*min_new_likers must be at least 1")
+        if self.min_new_likers < 1:
+            raise ConfigError("new_account_spike.min_new_likers must be at least 1")
         if self.report_every_seconds <= 0 or self.max_age_seconds <= 0:
             raise ConfigError(
                 "new_account_spike.report_every_seconds and max_age_seconds must be > 0"
@@ -178,6 +178,10 @@ class Config:
         if len(self.new_account_spike.min_likes) != len(lengths):
             raise ConfigError(
                 "new_account_spike.min_likes needs one value per windows.lengths_seconds entry"
+            )
+        if self.new_account_spike.learn_window_seconds not in lengths:
+            raise ConfigError(
+                "new_account_spike.learn_window_seconds must be one of windows.lengths_seconds"
             )
         if len(self.burst.min_likes) != len(lengths):
             raise ConfigError("burst.min_likes needs one value per windows.lengths_seconds entry")

@@ -1,100 +1,106 @@
--- fan_imbalance, one call per batch: followers and best post of each author, post snapshots
--- for the posts with enough likes to judge, quick-like suspects, and due follow-up reports.
+-- fan_imbalance, one call per batch: followers of the batch's authors (and the best post of
+-- those with enough followers to judge), snapshots of the posts with enough likes to judge,
+-- quick-like suspects, and due follow-up reports.
 --
 -- ARGV: namespace, ttl, top_kept, lookback, cap, now, watch candidate (the batch's first ts),
---       n_authors, then per author: author,
---       n_tops, then per (author, post) of the batch: author index (1-based), post, distinct
---             likers of the post in the day,
---       n_quick, then per quick like: post, actor, ts,
---       n_posts, then per post to judge: post
--- Returns: watch start, then per author: followers ('' unknown), best post's likers, best post
---       ('' none); per post: views, completions, snapshot ts, likers up to the snapshot ts
---       ('' where there is no snapshot), reported-until ('' none), 1 if a follow-up is
---       scheduled else 0; then the number of due follow-ups and their subjects (claimed).
+--       min_followers, then one JSON object:
+--   authors: [author, ...]
+--   tops:    [[author index (1-based), post, distinct likers in the day], ...]
+--   quick:   [[post, [liker, ts, liker, ts, ...]], ...]  likes pressed with little dwell
+--   posts:   [post, ...]                                  posts to judge
+-- Returns one JSON object:
+--   watch:   event time this namespace first saw likes
+--   authors: per author [followers, best post's likers, best post] ('' where unknown or the
+--            author has fewer than min_followers)
+--   posts:   per post [views, completions, likers up to the snapshot's time, reported-until,
+--            1 if a follow-up is scheduled else 0] ('' where there is no snapshot / report)
+--   due:     subjects whose follow-up fell due (claimed: removed from the queue)
 --
--- Keys: {ns}:acct:{id}, {ns}:post:{id} (snapshots, read), {ns}:w:likers_by_post:{post}
--- (window family, read), {ns}:fi:watch (event time likes were first seen), {ns}:fi:top:{author}
--- (post -> most distinct likers seen in a day, top `top_kept`), {ns}:fi:sus:p:{post} (quick
--- likers -> latest like time, within `lookback`, at most `cap`), {ns}:fi:rep:{subject} and
--- {ns}:fi:due (see suspects.lua). Every key has TTL `ttl`.
+-- Keys: {ns}:acct:{id}, {ns}:post:{id} (snapshots, read), {ns}:likers:{post} (distinct likers,
+-- read; see post_likers.lua), {ns}:fi:watch, {ns}:fi:top:{author} (post -> most distinct
+-- likers seen in a day, the `top_kept` best, only for authors with min_followers),
+-- {ns}:fi:sus:p:{post} (quick likers -> latest like time, within `lookback`, at most `cap`),
+-- {ns}:fi:rep:{subject} and {ns}:fi:due (see suspects.lua). Every key has TTL `ttl`.
 local ns = ARGV[1]
 local ttl = tonumber(ARGV[2])
 local top_kept = tonumber(ARGV[3])
 local lookback = tonumber(ARGV[4])
 local cap = tonumber(ARGV[5])
 local now = ARGV[6]
+local min_followers = tonumber(ARGV[8])
+local batch = cjson.decode(ARGV[9])
 local prefix = ns .. ':fi:'
+local function fmt(x) return string.format('%.6f', x) end
 
 local watch_key = prefix .. 'watch'
 redis.call('SET', watch_key, ARGV[7], 'NX')
 redis.call('EXPIRE', watch_key, ttl)
-local out = { redis.call('GET', watch_key) }
+local result = { watch = redis.call('GET', watch_key) }
 
-local i = 8
-local authors = {}
-local n_authors = tonumber(ARGV[i])
-i = i + 1
-for a = 1, n_authors do
-  authors[a] = ARGV[i]
-  i = i + 1
+local followers, big = {}, {}
+for a, author in ipairs(batch.authors) do
+  followers[a] = redis.call('HGET', ns .. ':acct:' .. author, 'followers') or ''
+  big[a] = (tonumber(followers[a]) or 0) >= min_followers
 end
-
-local n_tops = tonumber(ARGV[i])
-i = i + 1
-for _ = 1, n_tops do
-  redis.call('ZADD', prefix .. 'top:' .. authors[tonumber(ARGV[i])], 'GT', ARGV[i + 2], ARGV[i + 1])
-  i = i + 3
-end
-for a = 1, n_authors do
-  local top_key = prefix .. 'top:' .. authors[a]
-  redis.call('ZREMRANGEBYRANK', top_key, 0, -(top_kept + 1))
-  redis.call('EXPIRE', top_key, ttl)
-  out[#out + 1] = redis.call('HGET', ns .. ':acct:' .. authors[a], 'followers') or ''
-  local best = redis.call('ZRANGE', top_key, -1, -1, 'WITHSCORES')
-  out[#out + 1] = best[2] or 0
-  out[#out + 1] = best[1] or ''
-end
-
 local touched = {}
-local n_quick = tonumber(ARGV[i])
-i = i + 1
-for _ = 1, n_quick do
-  local key = prefix .. 'sus:p:' .. ARGV[i]
-  local ts = tonumber(ARGV[i + 2])
-  redis.call('ZADD', key, 'GT', ARGV[i + 2], ARGV[i + 1])
-  if not touched[key] or touched[key] < ts then touched[key] = ts end
-  i = i + 3
+for _, top in ipairs(batch.tops) do
+  local a = top[1]
+  if big[a] then
+    redis.call('ZADD', prefix .. 'top:' .. batch.authors[a], 'GT', top[3], top[2])
+    touched[a] = true
+  end
 end
-for key, newest in pairs(touched) do
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. string.format('%.6f', newest - lookback))
+local authors = {}
+for a, author in ipairs(batch.authors) do
+  local best, best_post = '', ''
+  if big[a] then
+    local key = prefix .. 'top:' .. author
+    if touched[a] then
+      redis.call('ZREMRANGEBYRANK', key, 0, -(top_kept + 1))
+      redis.call('EXPIRE', key, ttl)
+    end
+    local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+    best, best_post = top[2] or '', top[1] or ''
+  end
+  authors[a] = { followers[a], best, best_post }
+end
+result.authors = authors
+
+for _, entry in ipairs(batch.quick) do
+  local key = prefix .. 'sus:p:' .. entry[1]
+  local likes = entry[2]
+  local newest = 0
+  for first = 1, #likes, 1000 do
+    local args = {}
+    for j = first, math.min(#likes, first + 999), 2 do
+      args[#args + 1] = likes[j + 1]
+      args[#args + 1] = likes[j]
+      if likes[j + 1] > newest then newest = likes[j + 1] end
+    end
+    redis.call('ZADD', key, 'GT', unpack(args))
+  end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. fmt(newest - lookback))
   local excess = redis.call('ZCARD', key) - cap
   if excess > 0 then redis.call('ZREMRANGEBYRANK', key, 0, excess - 1) end
   redis.call('EXPIRE', key, ttl)
 end
 
 local due_key = prefix .. 'due'
-local n_posts = tonumber(ARGV[i])
-i = i + 1
-for _ = 1, n_posts do
-  local post = ARGV[i]
-  i = i + 1
+local posts = {}
+for p, post in ipairs(batch.posts) do
   local snap = redis.call('HMGET', ns .. ':post:' .. post, 'views', 'completions', 'ts')
-  out[#out + 1] = snap[1] or ''
-  out[#out + 1] = snap[2] or ''
-  out[#out + 1] = snap[3] or ''
-  if snap[3] then
-    out[#out + 1] = redis.call('ZCOUNT', ns .. ':w:likers_by_post:' .. post, '-inf', snap[3])
-  else
-    out[#out + 1] = ''
-  end
-  out[#out + 1] = redis.call('HGET', prefix .. 'rep:p:' .. post, 'until') or ''
-  out[#out + 1] = redis.call('ZSCORE', due_key, 'p:' .. post) and 1 or 0
+  local likes = ''
+  if snap[3] then likes = redis.call('ZCOUNT', ns .. ':likers:' .. post, '-inf', snap[3]) end
+  posts[p] = {
+    snap[1] or '', snap[2] or '', likes,
+    redis.call('HGET', prefix .. 'rep:p:' .. post, 'until') or '',
+    redis.call('ZSCORE', due_key, 'p:' .. post) and 1 or 0,
+  }
 end
+result.posts = posts
 
 local due = redis.call('ZRANGEBYSCORE', due_key, '-inf', now)
-out[#out + 1] = #due
-for _, subject in ipairs(due) do
-  redis.call('ZREM', due_key, subject)
-  out[#out + 1] = subject
-end
-return out
+for _, subject in ipairs(due) do redis.call('ZREM', due_key, subject) end
+result.due = due
+-- (An empty table encodes as {}: the caller reads it as an empty list.)
+return cjson.encode(result)

@@ -26,6 +26,7 @@ per distinct post and author of the batch.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -34,8 +35,9 @@ from redis.commands.core import Script
 
 from detectors.accounts import (
     DAY,
-    LIKERS_BY_POST,
-    RECENT,
+    LIKER_WINDOWS,
+    PostActivity,
+    PostLikers,
     Report,
     ReportRequest,
     SuspectReports,
@@ -44,8 +46,7 @@ from detectors.accounts import (
     parse_float,
 )
 from detectors.base import Batch, Detector, Finding, sampled
-from detectors.config import FanImbalanceConfig
-from detectors.windows import LATE, WindowSpec
+from detectors.config import FanImbalanceConfig, WindowsConfig
 
 PREFIX = "fi"
 POST = "p:"
@@ -190,9 +191,10 @@ class FanImbalanceDetector(Detector):
     ----------
     config
         The ``[fan_imbalance]`` settings.
-    max_window_members
-        ``windows.max_members``: like counts at this value are capped, so they only bound the
-        truth from below and are never taken as "few likes".
+    windows
+        The ``[windows]`` settings, for the per-post liker sets
+        (:class:`~detectors.accounts.PostLikers`). Their ``max_members`` caps the counts: a
+        count at the cap only bounds the truth from below and is never taken as "few likes".
 
     Evidence of a post finding: ``reasons`` (``audience``, ``views``), ``likers_hour``,
     ``likers_day``, ``followers``, ``tier``, ``audience_ratio``, ``audience_threshold``,
@@ -204,18 +206,16 @@ class FanImbalanceDetector(Detector):
 
     name: ClassVar[str] = "fan_imbalance"
 
-    def __init__(self, config: FanImbalanceConfig, max_window_members: int = 0) -> None:
+    def __init__(self, config: FanImbalanceConfig, windows: WindowsConfig) -> None:
         self.config = config
-        self.max_window_members = max_window_members
+        self.post_likers = PostLikers(windows)
+        self.max_window_members = windows.max_members
         self.audience = TierQuantiles(config.tier_bounds, config.audience_quantile)
         self.engagement = TierQuantiles(config.tier_bounds, config.engagement_quantile)
         self.reports = SuspectReports(
             PREFIX, config.report_every_seconds, config.state_ttl_seconds, config.max_accounts
         )
         self._scripts: dict[int, Script] = {}
-
-    def window_specs(self) -> tuple[WindowSpec, ...]:
-        return (LIKERS_BY_POST,)
 
     # ------------------------------------------------------------------ thresholds
 
@@ -241,50 +241,45 @@ class FanImbalanceDetector(Detector):
         if not batch.events:
             return []
         cfg = self.config
-        post_w = batch.windows[LIKERS_BY_POST.name]
-        last_of_post: dict[str, int] = {}
-        quick: list[tuple[str, str, float]] = []
-        now = batch.events[0].ts
-        first = now
-        for index, event in enumerate(batch.events):
-            if event.ts > now:
-                now = event.ts
-            elif event.ts < first:
-                first = event.ts
-            window = post_w[index]
-            if window is None or window.status == LATE:
-                continue
-            last_of_post[event.post_id] = index
-            if event.dwell_ms is None or event.dwell_ms < cfg.quick_dwell_ms:
-                quick.append((event.post_id, event.actor_id, event.ts))
-        if not last_of_post and not quick:
+        events = batch.events
+        activity = self.post_likers.activity(batch)
+        if not activity:
             return []
-        answer = self._exchange(batch, last_of_post, quick, now, first)
-        watch, authors, snapshots, due = answer
+        quick_ms = cfg.quick_dwell_ms
+        quick: dict[str, list[str | float]] = {}
+        for event in events:
+            dwell = event.dwell_ms
+            if event.type == "like" and (dwell is None or dwell < quick_ms):
+                entry = quick.get(event.post_id)
+                if entry is None:
+                    quick[event.post_id] = [event.actor_id, event.ts]
+                else:
+                    entry += (event.actor_id, event.ts)
+        now = max(e.ts for e in events)
+        first = min(e.ts for e in events)
+        watch, authors, snapshots, due = self._exchange(batch, activity, quick, now, first)
         observed = now - watch
 
         findings: list[Finding] = []
         requests: list[ReportRequest] = []
         context: dict[str, tuple[int, PostVerdict, int]] = {}
-        for post, index in last_of_post.items():
-            event = batch.events[index]
-            counts = post_w[index]
-            assert counts is not None
-            likes_recent, likes_day = counts.counts[RECENT], counts.counts[DAY]
+        learn_min, learn = cfg.learn_min_likes, cfg.learn_fraction
+        for post, post_activity in activity.items():
+            index = post_activity.index
+            likes_recent, likes_day = post_activity.counts
+            event = events[index]
             followers = authors[event.author_id][0]
-            tier = self.audience.tier(followers) if followers else 0
             if post in snapshots:
+                tier = self.audience.tier(followers) if followers else 0
                 views, reported_until, scheduled = snapshots[post]
-                verdict = judge_post(
-                    likes_recent,
-                    likes_day,
-                    followers,
-                    self.audience_threshold(tier),
-                    views,
-                    cfg,
-                )
+                threshold = self.audience_threshold(tier)
+                verdict = judge_post(likes_recent, likes_day, followers, threshold, views, cfg)
                 if verdict.flagged:
                     if not scheduled:
+                        index, verdict = self._crossing(
+                            batch, post, index, verdict, followers, threshold, views
+                        )
+                        event = events[index]
                         since = event.ts - cfg.suspect_lookback_seconds
                         if reported_until is not None:
                             since = max(since, reported_until)
@@ -292,13 +287,9 @@ class FanImbalanceDetector(Detector):
                             ReportRequest(POST + post, since, event.ts, True, event.author_id)
                         )
                         context[POST + post] = (index, verdict, tier)
-                    continue
-            if (
-                followers
-                and likes_day >= cfg.learn_min_likes
-                and sampled(event.event_id, cfg.learn_fraction)
-            ):
-                self.audience.learn(tier, log_ratio(likes_day, followers))
+                    continue  # a flagged post does not teach the baseline
+            if followers and likes_day >= learn_min and sampled(event.event_id, learn):
+                self.audience.learn(self.audience.tier(followers), log_ratio(likes_day, followers))
 
         if observed >= cfg.min_observed_seconds:
             for author, (followers, best, best_post, index) in authors.items():
@@ -317,18 +308,55 @@ class FanImbalanceDetector(Detector):
                 findings.append(finding)
         return findings
 
+    def _crossing(
+        self,
+        batch: Batch,
+        post: str,
+        last: int,
+        verdict: PostVerdict,
+        followers: float | None,
+        threshold: float,
+        views: Views | None,
+    ) -> tuple[int, PostVerdict]:
+        """The first like of the batch at which ``post`` was already flagged, and its verdict.
+
+        A batch can span minutes of event time; the finding belongs to the like that tipped
+        the post, not to its last like. The counts at an earlier like are the counts at the
+        last one minus the batch's later likes of the post: a lower bound (likes that left
+        the window meanwhile are not added back), so the crossing is never placed too early.
+        """
+        events = batch.events
+        positions = [
+            i for i, e in enumerate(events[: last + 1]) if e.post_id == post and e.type == "like"
+        ]
+        likes_recent, likes_day = verdict.evidence["likers_hour"], verdict.evidence["likers_day"]
+        later = len(positions) - 1
+        for position in positions[:-1]:
+            earlier = judge_post(
+                likes_recent - later,
+                likes_day - later,
+                followers,
+                threshold,
+                views,
+                self.config,
+            )
+            if earlier.flagged:
+                return position, earlier
+            later -= 1
+        return last, verdict
+
     def _judge_author(
         self,
         batch: Batch,
         author: str,
         followers: float | None,
-        best: float,
+        best: float | None,
         best_post: str,
         index: int,
         observed: float,
     ) -> Finding | None:
         cfg = self.config
-        if not followers or followers < cfg.min_followers:
+        if not followers or followers < cfg.min_followers or best is None:
             return None
         if self.max_window_members and best >= self.max_window_members:
             return None  # a capped count: "at least this many", never "few"
@@ -347,7 +375,7 @@ class FanImbalanceDetector(Detector):
             accounts=(author,),
             score=score,
             event_time=event.ts,
-            window_start=event.ts - min(observed, float(LIKERS_BY_POST.lengths[DAY])),
+            window_start=event.ts - min(observed, float(LIKER_WINDOWS[-1])),
             window_end=event.ts,
             trigger_event_id=event.event_id,
             evidence={
@@ -410,34 +438,41 @@ class FanImbalanceDetector(Detector):
     def _exchange(
         self,
         batch: Batch,
-        last_of_post: dict[str, int],
-        quick: list[tuple[str, str, float]],
+        activity: dict[str, PostActivity],
+        quick: dict[str, list[str | float]],
         now: float,
         first: float,
     ) -> tuple[
         float,
-        dict[str, tuple[float | None, float, str, int]],
+        dict[str, tuple[float | None, float | None, str, int]],
         dict[str, tuple[Views | None, float | None, bool]],
         list[str],
     ]:
         """One round trip; see ``imbalance.lua`` for what goes in and out."""
         cfg = self.config
-        post_w = batch.windows[LIKERS_BY_POST.name]
+        events = batch.events
         author_slot: dict[str, int] = {}
         author_index: dict[str, int] = {}
-        tops: list[str | int] = []
+        tops: list[tuple[int, str, int]] = []
         judged: list[str] = []
-        for post, index in last_of_post.items():
-            event = batch.events[index]
-            slot = author_slot.get(event.author_id)
+        min_likes = cfg.min_post_likes
+        for post, post_activity in activity.items():
+            index = post_activity.index
+            author = events[index].author_id
+            slot = author_slot.get(author)
             if slot is None:
-                slot = author_slot[event.author_id] = len(author_slot) + 1
-            author_index[event.author_id] = index
-            counts = post_w[index]
-            assert counts is not None
-            tops += [slot, post, counts.counts[DAY]]
-            if max(counts.counts) >= cfg.min_post_likes:
+                slot = author_slot[author] = len(author_slot) + 1
+            author_index[author] = index
+            day = post_activity.counts[DAY]
+            tops.append((slot, post, day))
+            if day >= min_likes:
                 judged.append(post)
+        payload = {
+            "authors": list(author_slot),
+            "tops": tops,
+            "quick": list(quick.items()),
+            "posts": judged,
+        }
         args: list[str | int | float] = [
             batch.state.namespace,
             cfg.state_ttl_seconds,
@@ -446,45 +481,36 @@ class FanImbalanceDetector(Detector):
             cfg.max_accounts,
             repr(now),
             repr(first),
-            len(author_slot),
-            *author_slot,
-            len(tops) // 3,
-            *tops,
-            len(quick),
+            cfg.min_followers,
+            json.dumps(payload, separators=(",", ":")),
         ]
-        for post, actor, ts in quick:
-            args += [post, actor, repr(ts)]
-        args.append(len(judged))
-        args += judged
         script = load_script(batch.state, "imbalance", self._scripts)
         with batch.state.timed("imbalance"):
-            flat: list[Any] = script(keys=[], args=args)
-        watch = parse_float(flat[0])
-        pos = 1
-        authors: dict[str, tuple[float | None, float, str, int]] = {}
-        for author in author_slot:
-            followers, best, best_post = flat[pos : pos + 3]
-            pos += 3
-            authors[author] = (
+            reply = json.loads(script(keys=[], args=args))
+        watch = parse_float(reply["watch"])
+        authors = {
+            author: (
                 parse_float(followers),
-                parse_float(best) or 0.0,
-                _text(best_post),
+                parse_float(best),
+                str(best_post),
                 author_index[author],
             )
+            for author, (followers, best, best_post) in zip(
+                author_slot, reply["authors"] or [], strict=True
+            )
+        }
         snapshots: dict[str, tuple[Views | None, float | None, bool]] = {}
-        for post in judged:
-            views, completions, _snap_ts, likes, until, scheduled = flat[pos : pos + 6]
-            pos += 6
-            seen = parse_float(views)
-            done = parse_float(completions)
+        for post, (views, completions, likes, until, scheduled) in zip(
+            judged, reply["posts"] or [], strict=True
+        ):
+            seen, done = parse_float(views), parse_float(completions)
             snapshot = (
                 None
                 if seen is None
                 else Views(int(seen), None if done is None else int(done), int(likes or 0))
             )
-            snapshots[post] = (snapshot, parse_float(until), bool(int(scheduled)))
-        n_due = int(flat[pos])
-        due = [_text(s) for s in flat[pos + 1 : pos + 1 + n_due]]
+            snapshots[post] = (snapshot, parse_float(until), bool(scheduled))
+        due = [str(subject) for subject in reply["due"] or []]
         return (now if watch is None else watch), authors, snapshots, due
 
     # ---------------------------------------------------------------------- models
@@ -505,7 +531,3 @@ class FanImbalanceDetector(Detector):
             cfg.tier_bounds, cfg.engagement_quantile
         ):
             self.engagement = engagement
-
-
-def _text(raw: bytes | str | int) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)

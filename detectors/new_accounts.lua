@@ -1,58 +1,53 @@
--- new_account_spike, one call per batch: account ages, new likers per post and per author,
--- and follow-up reports that fell due.
+-- new_account_spike, one call per batch: account ages, new likers per post, and follow-up
+-- reports that fell due.
 --
--- ARGV: namespace, max_age, window, ttl, cap, now,
---       n_actors, then per actor: actor, created_at from the event ('' = look it up),
---       n_likes, then per like by a new (or not yet known) account: actor index (1-based),
---             post, author, ts,
---       n_posts, then per post: post, evaluation time,
---       n_authors, then per author: author, evaluation time
--- Returns: per actor its created_at ('' unknown: neither the event nor a snapshot has it),
---       per post and then per author: new likers in (t - window, t], reported-until time
---       ('' none), 1 if a follow-up is scheduled else 0,
---       then the number of due follow-ups and their subjects (claimed: removed from the queue).
+-- ARGV: namespace, max_age, window, ttl, cap, now, min_new, min_share, then one JSON object:
+--   actors: [[actor, created_at from an event or '' (look it up)], ...]
+--   likes:  [[actor index (1-based), post, ts], ...]  likes by new or not yet known accounts
+--   posts:  [[post, [ts, ...]], ...]   posts those likes went to, with the likes' times
+-- Returns one JSON object:
+--   created: per actor, created_at ('' unknown: neither the event nor a snapshot has it)
+--   posts:   per post [new likers, distinct likers, position (1-based) of the like they are
+--            counted at, reported-until ('' none), 1 if a follow-up is scheduled else 0].
+--            Counts are over (t - window, t] at the post's first like (of those given) where
+--            both bars are met (at least min_new new likers, making at least min_share of
+--            all), else at its last: the finding's time is the like that crossed the bar, not
+--            the end of the batch.
+--   due:     subjects whose follow-up fell due (claimed: removed from the queue)
 --
--- Keys: {ns}:acct:{id} (account snapshots, read), {ns}:na:sus:p:{post} and
--- {ns}:na:sus:a:{author} (new likers -> latest like time, trimmed to `window`, at most `cap`
--- members, TTL `ttl`), {ns}:na:rep:{subject} and {ns}:na:due (see suspects.lua).
+-- Keys: {ns}:acct:{id} (account snapshots, read), {ns}:likers:{post} (distinct likers, read;
+-- see post_likers.lua), {ns}:na:sus:p:{post} (new likers -> latest like time, trimmed to
+-- `window`, at most `cap` members, TTL `ttl`), {ns}:na:rep:{subject} and {ns}:na:due (see
+-- suspects.lua).
 local ns = ARGV[1]
 local max_age = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
 local cap = tonumber(ARGV[5])
 local now = ARGV[6]
+local min_new = tonumber(ARGV[7])
+local min_share = tonumber(ARGV[8])
+local batch = cjson.decode(ARGV[9])
 local prefix = ns .. ':na:'
-local out = {}
 
-local i = 7
-local n_actors = tonumber(ARGV[i])
-i = i + 1
-local actors, created = {}, {}
-for a = 1, n_actors do
-  actors[a] = ARGV[i]
-  local value = ARGV[i + 1]
+local created, born = {}, {}
+for a, actor in ipairs(batch.actors) do
+  local value = actor[2]
   if value == '' then
-    value = redis.call('HGET', ns .. ':acct:' .. ARGV[i], 'created_at') or ''
+    value = redis.call('HGET', ns .. ':acct:' .. actor[1], 'created_at') or ''
   end
-  created[a] = tonumber(value)
-  out[#out + 1] = value
-  i = i + 2
+  created[a] = value
+  born[a] = tonumber(value)
 end
 
 local touched = {}
-local n_likes = tonumber(ARGV[i])
-i = i + 1
-for _ = 1, n_likes do
-  local a = tonumber(ARGV[i])
-  local born = created[a]
-  local ts = tonumber(ARGV[i + 3])
-  if born and ts - born < max_age then
-    for _, key in ipairs({prefix .. 'sus:p:' .. ARGV[i + 1], prefix .. 'sus:a:' .. ARGV[i + 2]}) do
-      redis.call('ZADD', key, 'GT', ARGV[i + 3], actors[a])
-      if not touched[key] or touched[key] < ts then touched[key] = ts end
-    end
+for _, like in ipairs(batch.likes) do
+  local a, ts = like[1], like[3]
+  if born[a] and ts - born[a] < max_age then
+    local key = prefix .. 'sus:p:' .. like[2]
+    redis.call('ZADD', key, 'GT', ts, batch.actors[a][1])
+    if not touched[key] or touched[key] < ts then touched[key] = ts end
   end
-  i = i + 4
 end
 for key, newest in pairs(touched) do
   redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. string.format('%.6f', newest - window))
@@ -62,24 +57,35 @@ for key, newest in pairs(touched) do
 end
 
 local due_key = prefix .. 'due'
-for _, kind in ipairs({'p:', 'a:'}) do
-  local count = tonumber(ARGV[i])
-  i = i + 1
-  for _ = 1, count do
-    local subject = kind .. ARGV[i]
-    local t = tonumber(ARGV[i + 1])
-    out[#out + 1] = redis.call('ZCOUNT', prefix .. 'sus:' .. subject,
-                               '(' .. string.format('%.6f', t - window), ARGV[i + 1])
-    out[#out + 1] = redis.call('HGET', prefix .. 'rep:' .. subject, 'until') or ''
-    out[#out + 1] = redis.call('ZSCORE', due_key, subject) and 1 or 0
-    i = i + 2
+local posts = {}
+local function count(key, t)
+  return redis.call('ZCOUNT', key, '(' .. string.format('%.6f', t - window),
+                    string.format('%.6f', t))
+end
+for p, post in ipairs(batch.posts) do
+  local subject = 'p:' .. post[1]
+  local sus_key, likers_key = prefix .. 'sus:' .. subject, ns .. ':likers:' .. post[1]
+  local times = post[2]
+  local new, likers, at = 0, 0, #times
+  for k, t in ipairs(times) do
+    new = count(sus_key, t)
+    -- Only a like that could cross the bar needs the total.
+    if new >= min_new or k == #times then
+      likers = math.max(new, count(likers_key, t))
+      if new >= min_new and new >= min_share * likers then
+        at = k
+        break
+      end
+    end
   end
+  posts[p] = {
+    new, likers, at,
+    redis.call('HGET', prefix .. 'rep:' .. subject, 'until') or '',
+    redis.call('ZSCORE', due_key, subject) and 1 or 0,
+  }
 end
 
 local due = redis.call('ZRANGEBYSCORE', due_key, '-inf', now)
-out[#out + 1] = #due
-for _, subject in ipairs(due) do
-  redis.call('ZREM', due_key, subject)
-  out[#out + 1] = subject
-end
-return out
+for _, subject in ipairs(due) do redis.call('ZREM', due_key, subject) end
+-- (An empty table encodes as {}: the caller reads it as an empty list.)
+return cjson.encode({created = created, posts = posts, due = due})

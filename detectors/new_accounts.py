@@ -6,21 +6,22 @@ flagged when its likes in some window reach ``max(min_likes, quantile_factor × 
 quantile)``, a bar about half the burst bar: an account minutes old has no history that could
 explain a sustained spree.
 
-*Target side.* Every like by a new account is added to the post's and the author's set of new
-likers (Redis, last hour). A post is flagged when at least ``min_new_likers`` of its distinct
-likers of the last hour are new and they make at least ``min_new_share`` of them; an author
-likewise over all their posts. The alert names the new likers and the author (the
-beneficiary); while new likers keep coming, follow-ups name the later ones
-(:class:`~detectors.accounts.SuspectReports`).
+*Target side.* Every like by a new account is added to the post's set of new likers (Redis,
+last hour). A post is flagged when at least ``min_new_likers`` of its distinct likers of the
+last hour are new and they make at least ``min_new_share`` of them. The alert (subject: the
+post) names the new likers and the author (the beneficiary); while new likers keep coming,
+follow-ups name the later ones (:class:`~detectors.accounts.SuspectReports`).
 
-Cost per batch: one Lua call (ages of accounts whose events carry no ``actor_created_at``,
-new-liker sets, counts for the posts and authors new accounts liked, due follow-ups) and, only
-when something is flagged, one more for the suspects. Python work is one pass over the
-events; likes by accounts known to be old cost a dictionary update.
+Cost per batch: one pass over the events in Python, in which likes by accounts known to be
+old only feed the population quantile. Only when the batch has likes by new accounts (or by
+accounts of unknown age): the shared per-post liker counts
+(:class:`~detectors.accounts.PostLikers`), one Lua call (ages from snapshots, new-liker sets,
+their counts, due follow-ups) and, when a post is flagged, one more for its suspects.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,9 +31,9 @@ from redis.commands.core import Script
 
 from detectors.accounts import (
     LIKER_WINDOWS,
-    LIKERS_BY_AUTHOR,
-    LIKERS_BY_POST,
     RECENT,
+    PostLikers,
+    Report,
     ReportRequest,
     SuspectReports,
     account_age,
@@ -40,12 +41,12 @@ from detectors.accounts import (
     parse_float,
 )
 from detectors.base import ACTOR_LIKES, Batch, Detector, Finding, sampled
-from detectors.config import NewAccountSpikeConfig
+from detectors.config import NewAccountSpikeConfig, WindowsConfig
 from detectors.models import PopulationQuantiles
-from detectors.windows import LATE, WindowCounts, WindowSpec
+from detectors.windows import ADDED, LATE, WindowCounts
 
 PREFIX = "na"
-POST, AUTHOR = "p:", "a:"
+POST = "p:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,36 +92,41 @@ def actor_thresholds(
 
 
 class NewAccountSpikeDetector(Detector):
-    """Flags fresh accounts liking at a high rate, and posts/authors liked mostly by them.
+    """Flags fresh accounts liking at a high rate, and posts liked mostly by them.
 
     Parameters
     ----------
     config
         The ``[new_account_spike]`` settings.
-    lengths
-        Window lengths (seconds) of the ``actor_likes`` counts.
+    windows
+        The ``[windows]`` settings: the ``actor_likes`` lengths, and the bounds of the
+        per-post liker sets (:class:`~detectors.accounts.PostLikers`).
 
     Evidence: actor side ``account_age_seconds``, ``window_seconds``, ``likes_in_window``,
     ``threshold``, ``likes_by_window``; target side ``new_likers``, ``likers``,
-    ``new_share``, ``window_seconds``, ``follow_up`` and ``reported_so_far``.
+    ``new_share``, ``window_seconds``, ``author_id``, ``new_likers_named``, ``follow_up`` and
+    ``reported_so_far``.
     """
 
     name: ClassVar[str] = "new_account_spike"
 
-    def __init__(self, config: NewAccountSpikeConfig, lengths: tuple[int, ...]) -> None:
+    def __init__(self, config: NewAccountSpikeConfig, windows: WindowsConfig) -> None:
+        lengths = windows.lengths_seconds
         if len(config.min_likes) != len(lengths):
             raise ValueError("new_account_spike.min_likes needs one value per window length")
         self.config = config
         self.lengths = lengths
         self.window = LIKER_WINDOWS[RECENT]
         self.model = PopulationQuantiles(len(lengths), config.quantile)
+        if config.learn_window_seconds not in lengths:
+            raise ValueError("new_account_spike.learn_window_seconds must be a window length")
+        self._learn_index = lengths.index(config.learn_window_seconds)
         self.reports = SuspectReports(
             PREFIX, config.report_every_seconds, config.state_ttl_seconds, config.max_accounts
         )
+        self.post_likers = PostLikers(windows)
         self._scripts: dict[int, Script] = {}
-
-    def window_specs(self) -> Sequence[WindowSpec]:
-        return (LIKERS_BY_POST, LIKERS_BY_AUTHOR)
+        self._due_checked = -math.inf
 
     def detect(self, batch: Batch) -> list[Finding]:
         if not batch.events:
@@ -128,59 +134,49 @@ class NewAccountSpikeDetector(Detector):
         cfg = self.config
         max_age = cfg.max_age_seconds
         actor_w = batch.windows[ACTOR_LIKES]
+        learn, learn_at = cfg.learn_fraction, self._learn_index
         # actor -> created_at from an event (None: look it up), in first-seen order
         created: dict[str, float | None] = {}
-        candidates: list[int] = []  # likes by new accounts, or accounts of unknown age
-        last_of_post: dict[str, int] = {}
-        last_of_author: dict[str, int] = {}
+        candidates: list[int] = []  # likes by new accounts, or by accounts of unknown age
         now = batch.events[0].ts
         for index, event in enumerate(batch.events):
             if event.ts > now:
                 now = event.ts
             window = actor_w[index]
-            if event.type != "like" or window is None or window.status == LATE:
-                continue
-            last_of_post[event.post_id] = index
-            last_of_author[event.author_id] = index
+            if window is None or window.status == LATE:
+                continue  # unlikes have no actor_likes counts
             born = event.actor_created_at
             if born is not None and event.ts - born >= max_age:
-                if batch.is_fresh(index) and sampled(event.event_id, cfg.learn_fraction):
-                    self.model.learn_one(window.counts)
+                if window.status == ADDED:
+                    # About one sample per account per learn window (see defaults.toml).
+                    share = learn / max(1, window.counts[learn_at])
+                    if sampled(event.event_id, share):
+                        self.model.learn_one(window.counts)
                 continue
             if born is not None or event.actor_id not in created:
-                created[event.actor_id] = born if born is not None else created.get(event.actor_id)
+                created[event.actor_id] = born
             candidates.append(index)
-        answer = self._exchange(batch, created, candidates, last_of_post, last_of_author, now)
-        born_at, post_counts, author_counts, due = answer
+        if not candidates and not self._may_have_due(now):
+            return []
+        if candidates:
+            # Keeps the per-post liker sets (shared with fan_imbalance) that the script reads.
+            self.post_likers.activity(batch)
+        born_at, targets, due = self._exchange(batch, created, candidates, now)
 
         findings = self._actor_side(batch, candidates, born_at)
         requests: list[ReportRequest] = []
-        context: dict[str, tuple[int, Any]] = {}
-        for kind, counts, last, family, min_new in (
-            (POST, post_counts, last_of_post, LIKERS_BY_POST.name, cfg.min_new_likers),
-            (
-                AUTHOR,
-                author_counts,
-                last_of_author,
-                LIKERS_BY_AUTHOR.name,
-                cfg.author_min_new_likers,
-            ),
-        ):
-            for key, (new_likers, reported_until, scheduled) in counts.items():
-                index = last[key]
-                likers_window = batch.windows[family][index]
-                likers = likers_window.counts[RECENT] if likers_window is not None else 0
-                verdict = judge_target(new_likers, likers, min_new, cfg.min_new_share)
-                if not verdict.flagged or scheduled:
-                    continue
-                event = batch.events[index]
-                since = event.ts - self.window
-                if reported_until is not None:
-                    since = max(since, reported_until)
-                subject = kind + key
-                author = event.author_id if kind == POST else ""
-                requests.append(ReportRequest(subject, since, event.ts, True, author))
-                context[subject] = (index, verdict)
+        context: dict[str, tuple[int, TargetVerdict]] = {}
+        for post, (index, new_likers, likers, reported_until, scheduled) in targets.items():
+            verdict = judge_target(new_likers, likers, cfg.min_new_likers, cfg.min_new_share)
+            if scheduled or not verdict.flagged:
+                continue
+            event = batch.events[index]
+            since = event.ts - self.window
+            if reported_until is not None:
+                since = max(since, reported_until)
+            subject = POST + post
+            requests.append(ReportRequest(subject, since, event.ts, True, event.author_id))
+            context[subject] = (index, verdict)
         for subject in due:
             if subject not in context:
                 requests.append(ReportRequest(subject, None, now, False))
@@ -190,6 +186,18 @@ class NewAccountSpikeDetector(Detector):
                 findings.append(finding)
         return findings
 
+    def _may_have_due(self, now: float) -> bool:
+        """Whether a follow-up may have fallen due by ``now`` (event time).
+
+        Follow-ups are scheduled ``report_every_seconds`` apart; checking the queue once per
+        tenth of that keeps batches without new accounts free of Redis calls.
+        """
+        step = self.config.report_every_seconds / 10
+        if now - self._due_checked < step:
+            return False
+        self._due_checked = now
+        return True
+
     # ------------------------------------------------------------------------ redis
 
     def _exchange(
@@ -197,19 +205,31 @@ class NewAccountSpikeDetector(Detector):
         batch: Batch,
         created: dict[str, float | None],
         candidates: list[int],
-        last_of_post: dict[str, int],
-        last_of_author: dict[str, int],
         now: float,
     ) -> tuple[
         dict[str, float | None],
-        dict[str, tuple[int, float | None, bool]],
-        dict[str, tuple[int, float | None, bool]],
+        dict[str, tuple[int, int, int, float | None, bool]],
         list[str],
     ]:
-        """One round trip: ages, new-liker sets updated and counted, due follow-ups."""
+        """One round trip (see ``new_accounts.lua``).
+
+        Returns the creation times found for the accounts, per post liked by a candidate
+        ``(event index counted at, new likers, likers, reported-until, follow-up scheduled)``,
+        and the due follow-ups.
+        """
         cfg = self.config
-        actors = list(created)
-        slot = {actor: position + 1 for position, actor in enumerate(actors)}
+        slot = {actor: position + 1 for position, actor in enumerate(created)}
+        events = batch.events
+        by_post: dict[str, list[int]] = {}
+        for index in candidates:
+            by_post.setdefault(events[index].post_id, []).append(index)
+        payload = {
+            "actors": [[actor, "" if b is None else repr(b)] for actor, b in created.items()],
+            "likes": [
+                [slot[events[i].actor_id], events[i].post_id, events[i].ts] for i in candidates
+            ],
+            "posts": [[post, [events[i].ts for i in indices]] for post, indices in by_post.items()],
+        }
         args: list[str | int | float] = [
             batch.state.namespace,
             repr(float(cfg.max_age_seconds)),
@@ -217,39 +237,24 @@ class NewAccountSpikeDetector(Detector):
             cfg.state_ttl_seconds,
             cfg.max_accounts,
             repr(now),
-            len(actors),
+            cfg.min_new_likers,
+            repr(float(cfg.min_new_share)),
+            json.dumps(payload, separators=(",", ":")),
         ]
-        for actor in actors:
-            born = created[actor]
-            args += [actor, "" if born is None else repr(born)]
-        args.append(len(candidates))
-        posts: dict[str, None] = {}
-        authors: dict[str, None] = {}
-        for index in candidates:
-            event = batch.events[index]
-            args += [slot[event.actor_id], event.post_id, event.author_id, repr(event.ts)]
-            posts[event.post_id] = None
-            authors[event.author_id] = None
-        for keys, last in ((posts, last_of_post), (authors, last_of_author)):
-            args.append(len(keys))
-            for key in keys:
-                args += [key, repr(batch.events[last[key]].ts)]
         script = load_script(batch.state, "new_accounts", self._scripts)
         with batch.state.timed("new_accounts"):
-            flat: list[Any] = script(keys=[], args=args)
-        born_at = {actor: parse_float(flat[position]) for position, actor in enumerate(actors)}
-        pos = len(actors)
-        counted: list[dict[str, tuple[int, float | None, bool]]] = []
-        for keys in (posts, authors):
-            found: dict[str, tuple[int, float | None, bool]] = {}
-            for key in keys:
-                count, until, scheduled = flat[pos : pos + 3]
-                found[key] = (int(count), parse_float(until), bool(int(scheduled)))
-                pos += 3
-            counted.append(found)
-        n_due = int(flat[pos])
-        due = [_text(s) for s in flat[pos + 1 : pos + 1 + n_due]]
-        return born_at, counted[0], counted[1], due
+            reply = json.loads(script(keys=[], args=args))
+        born_at = {
+            actor: parse_float(value)
+            for actor, value in zip(created, reply["created"] or [], strict=True)
+        }
+        targets = {
+            post: (by_post[post][int(at) - 1], int(new), int(likers), parse_float(until), bool(due))
+            for post, (new, likers, at, until, due) in zip(
+                by_post, reply["posts"] or [], strict=True
+            )
+        }
+        return born_at, targets, [str(s) for s in reply["due"] or []]
 
     # ----------------------------------------------------------------------- verdicts
 
@@ -302,20 +307,20 @@ class NewAccountSpikeDetector(Detector):
     def _target_finding(
         self,
         batch: Batch,
-        report: Any,
+        report: Report,
         context: tuple[int, TargetVerdict] | None,
         now: float,
     ) -> Finding | None:
         subject = report.request.subject
-        kind, subject_id = subject[:2], subject[2:]
-        author = subject_id if kind == AUTHOR else report.author
-        accounts = list(report.suspects)
-        if not accounts:
+        post = subject[len(POST) :]
+        if not report.suspects:
             return None
-        if author and author not in accounts:
-            accounts.append(author)
+        accounts = list(report.suspects)
+        if report.author and report.author not in accounts:
+            accounts.append(report.author)
         evidence: dict[str, Any] = {
             "side": "target",
+            "author_id": report.author,
             "window_seconds": self.window,
             "new_account_max_age_seconds": self.config.max_age_seconds,
             "new_likers_named": len(report.suspects),
@@ -325,28 +330,20 @@ class NewAccountSpikeDetector(Detector):
         if context is not None:
             index, verdict = context
             event = batch.events[index]
-            event_time, trigger = event.ts, event.event_id
+            event_time, trigger, score = event.ts, event.event_id, verdict.score
             evidence.update(
                 new_likers=verdict.new_likers,
                 likers=verdict.likers,
                 new_share=round(verdict.share, 3),
-                min_new_likers=(
-                    self.config.min_new_likers
-                    if kind == POST
-                    else self.config.author_min_new_likers
-                ),
+                min_new_likers=self.config.min_new_likers,
                 min_new_share=self.config.min_new_share,
             )
-            score = verdict.score
         else:
-            event_time, trigger = now, f"follow-up:{subject}:{now!r}"
-            score = 1.0
-        if kind == POST:
-            evidence["author_id"] = author
+            event_time, trigger, score = now, f"follow-up:{subject}:{now!r}", 1.0
         return Finding(
             detector=self.name,
-            subject_kind="post" if kind == POST else "account",
-            subject_id=subject_id,
+            subject_kind="post",
+            subject_id=post,
             accounts=tuple(accounts),
             score=score,
             event_time=event_time,
@@ -372,7 +369,3 @@ def _best_ratio(window: WindowCounts, thresholds: Sequence[float]) -> tuple[int,
         if ratio > best_ratio:
             best, best_ratio = r, ratio
     return best, best_ratio
-
-
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw

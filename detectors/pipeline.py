@@ -47,11 +47,9 @@ def default_detectors(config: Config) -> list[Detector]:
     if config.burst.enabled:
         detectors.append(BurstDetector(config.burst, config.windows.lengths_seconds))
     if config.new_account_spike.enabled:
-        detectors.append(
-            NewAccountSpikeDetector(config.new_account_spike, config.windows.lengths_seconds)
-        )
+        detectors.append(NewAccountSpikeDetector(config.new_account_spike, config.windows))
     if config.fan_imbalance.enabled:
-        detectors.append(FanImbalanceDetector(config.fan_imbalance, config.windows.max_members))
+        detectors.append(FanImbalanceDetector(config.fan_imbalance, config.windows))
     if config.churn.enabled:
         detectors.append(ChurnDetector(config.churn, config.windows.lengths_seconds))
     return detectors
