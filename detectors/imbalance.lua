@@ -12,8 +12,9 @@
 --   watch:   event time this namespace first saw likes
 --   authors: per author [followers, best post's likers, best post] ('' where unknown or the
 --            author has fewer than min_followers)
---   posts:   per post [views, completions, likers up to the snapshot's time, reported-until,
---            1 if a follow-up is scheduled else 0] ('' where there is no snapshot / report)
+--   posts:   per post [views, completions, snapshot time, likers up to the snapshot's time,
+--            reported-until, 1 if a follow-up is scheduled else 0] ('' where there is no
+--            snapshot / report)
 --   due:     subjects whose follow-up fell due (claimed: removed from the queue)
 --
 -- Keys: {ns}:acct:{id}, {ns}:post:{id} (snapshots, read), {ns}:likers:{post} (distinct likers,
@@ -92,7 +93,7 @@ for p, post in ipairs(batch.posts) do
   local likes = ''
   if snap[3] then likes = redis.call('ZCOUNT', ns .. ':likers:' .. post, '-inf', snap[3]) end
   posts[p] = {
-    snap[1] or '', snap[2] or '', likes,
+    snap[1] or '', snap[2] or '', snap[3] or '', likes,
     redis.call('HGET', prefix .. 'rep:p:' .. post, 'until') or '',
     redis.call('ZSCORE', due_key, 'p:' .. post) and 1 or 0,
   }

@@ -54,11 +54,12 @@ POST = "p:"
 
 @dataclass(frozen=True, slots=True)
 class Views:
-    """A post's newest snapshot counters, with the likes counted up to its time."""
+    """A post's newest snapshot counters (taken at ``ts``), with the likes counted up to then."""
 
     views: int
     completions: int | None
     likes: int
+    ts: float = -math.inf
 
     @property
     def completion(self) -> float | None:
@@ -323,15 +324,21 @@ class FanImbalanceDetector(Detector):
         A batch can span minutes of event time; the finding belongs to the like that tipped
         the post, not to its last like. The counts at an earlier like are the counts at the
         last one minus the batch's later likes of the post: a lower bound (likes that left
-        the window meanwhile are not added back), so the crossing is never placed too early.
+        the window meanwhile are not added back), so the crossing is never placed too early;
+        nor before the snapshot the verdict relies on.
         """
         events = batch.events
         positions = [
             i for i, e in enumerate(events[: last + 1]) if e.post_id == post and e.type == "like"
         ]
+        # A verdict that uses the snapshot cannot belong to a like before the snapshot.
+        not_before = views.ts if views is not None else -math.inf
         likes_recent, likes_day = verdict.evidence["likers_hour"], verdict.evidence["likers_day"]
         later = len(positions) - 1
         for position in positions[:-1]:
+            if events[position].ts < not_before:
+                later -= 1
+                continue
             earlier = judge_post(
                 likes_recent - later,
                 likes_day - later,
@@ -500,14 +507,19 @@ class FanImbalanceDetector(Detector):
             )
         }
         snapshots: dict[str, tuple[Views | None, float | None, bool]] = {}
-        for post, (views, completions, likes, until, scheduled) in zip(
+        for post, (views, completions, at, likes, until, scheduled) in zip(
             judged, reply["posts"] or [], strict=True
         ):
-            seen, done = parse_float(views), parse_float(completions)
+            seen, done, snap_ts = parse_float(views), parse_float(completions), parse_float(at)
             snapshot = (
                 None
                 if seen is None
-                else Views(int(seen), None if done is None else int(done), int(likes or 0))
+                else Views(
+                    int(seen),
+                    None if done is None else int(done),
+                    int(likes or 0),
+                    snap_ts if snap_ts is not None else -math.inf,
+                )
             )
             snapshots[post] = (snapshot, parse_float(until), bool(scheduled))
         due = [str(subject) for subject in reply["due"] or []]
