@@ -80,12 +80,21 @@ class PostVerdict:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
-def views_support(views: Views | None, cfg: FanImbalanceConfig) -> tuple[str, float]:
+def views_support(
+    views: Views | None, cfg: FanImbalanceConfig, likes_now: int | None = None
+) -> tuple[str, float]:
     """Do the views back the likes? Returns the state and how far a bar is missed (>= 1).
+
+    The snapshot is judged with the likes counted up to its own time. It vouches only for
+    those: when the post now has more likes than its known views could back
+    (``likes_now > max_likes_per_view × views``), a snapshot that looked fine is stale and
+    the state is ``unknown`` (a snapshot taken before a farm delivered does not clear it).
 
     >>> cfg = FanImbalanceConfig()
     >>> views_support(Views(views=2000, completions=600, likes=100), cfg)[0]
     'supported'
+    >>> views_support(Views(views=2000, completions=600, likes=100), cfg, likes_now=900)[0]
+    'unknown'
     >>> views_support(Views(views=600, completions=20, likes=550), cfg)[0]
     'unsupported'
     >>> views_support(None, cfg)[0], views_support(Views(0, 0, 0), cfg)[0]
@@ -103,7 +112,11 @@ def views_support(views: Views | None, cfg: FanImbalanceConfig) -> tuple[str, fl
             excess = max(excess, cfg.min_completion / max(completion, 1e-3))
     elif excess <= 1.0:
         return "unknown", excess
-    return ("unsupported" if excess > 1.0 else "supported"), excess
+    if excess > 1.0:
+        return "unsupported", excess
+    if likes_now is not None and likes_now > cfg.max_likes_per_view * views.views:
+        return "unknown", excess
+    return "supported", excess
 
 
 def judge_post(
@@ -126,7 +139,7 @@ def judge_post(
     >>> judge_post(30, 30, 10, 0.15, None, cfg).flagged  # too few likes to say anything
     False
     """
-    support, excess = views_support(views, cfg)
+    support, excess = views_support(views, cfg, likes_now=likes_day)
     ratio = likes_day / followers if followers else None
     reasons: list[str] = []
     score = 0.0

@@ -49,6 +49,15 @@ def test_many_likes_with_almost_no_views_are_unsupported_even_under_min_views() 
     assert state == "unsupported"
 
 
+def test_a_snapshot_from_before_a_surge_does_not_vouch_for_the_likes_after_it() -> None:
+    before = Views(views=400, completions=150, likes=10)
+    assert views_support(before, CFG, likes_now=12)[0] == "supported"
+    assert views_support(before, CFG, likes_now=600)[0] == "unknown"
+    verdict = judge_post(590, 600, followers=228, audience_threshold=0.15, views=before, cfg=CFG)
+    assert verdict.flagged
+    assert verdict.reasons == ("audience",)
+
+
 @pytest.mark.parametrize(
     "views", [None, Views(views=0, completions=0, likes=0), Views(views=50, completions=1, likes=3)]
 )
