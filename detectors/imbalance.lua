@@ -10,8 +10,8 @@
 --   posts:   [post, ...]                                  posts to judge
 -- Returns one JSON object:
 --   watch:   event time this namespace first saw likes
---   authors: per author [followers, best post's likers, best post] ('' where unknown or the
---            author has fewer than min_followers)
+--   authors: per author [followers, snapshot time, best post's likers, best post] ('' where
+--            unknown or the author has fewer than min_followers)
 --   posts:   per post [views, completions, snapshot time, likers up to the snapshot's time,
 --            reported-until, 1 if a follow-up is scheduled else 0] ('' where there is no
 --            snapshot / report)
@@ -38,9 +38,10 @@ redis.call('SET', watch_key, ARGV[7], 'NX')
 redis.call('EXPIRE', watch_key, ttl)
 local result = { watch = redis.call('GET', watch_key) }
 
-local followers, big = {}, {}
+local followers, taken, big = {}, {}, {}
 for a, author in ipairs(batch.authors) do
-  followers[a] = redis.call('HGET', ns .. ':acct:' .. author, 'followers') or ''
+  local snap = redis.call('HMGET', ns .. ':acct:' .. author, 'followers', 'ts')
+  followers[a], taken[a] = snap[1] or '', snap[2] or ''
   big[a] = (tonumber(followers[a]) or 0) >= min_followers
 end
 local touched = {}
@@ -63,7 +64,7 @@ for a, author in ipairs(batch.authors) do
     local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
     best, best_post = top[2] or '', top[1] or ''
   end
-  authors[a] = { followers[a], best, best_post }
+  authors[a] = { followers[a], taken[a], best, best_post }
 end
 result.authors = authors
 

@@ -69,6 +69,21 @@ class Views:
 
 
 @dataclass(frozen=True, slots=True)
+class Author:
+    """What the batch script found about an author of the batch.
+
+    ``best`` (distinct likers of their best post in about a day) is only kept for authors with
+    at least ``min_followers``; ``index`` is the author's last like in the batch.
+    """
+
+    followers: float | None
+    snapshot_ts: float | None
+    best: float | None
+    best_post: str
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
 class PostVerdict:
     """Bought-likes judgement of one post."""
 
@@ -282,7 +297,7 @@ class FanImbalanceDetector(Detector):
             index = post_activity.index
             likes_recent, likes_day = post_activity.counts
             event = events[index]
-            followers = authors[event.author_id][0]
+            followers = authors[event.author_id].followers
             if post in snapshots:
                 tier = self.audience.tier(followers) if followers else 0
                 views, reported_until, scheduled = snapshots[post]
@@ -306,10 +321,8 @@ class FanImbalanceDetector(Detector):
                 self.audience.learn(self.audience.tier(followers), log_ratio(likes_day, followers))
 
         if observed >= cfg.min_observed_seconds:
-            for author, (followers, best, best_post, index) in authors.items():
-                finding = self._judge_author(
-                    batch, author, followers, best, best_post, index, observed
-                )
+            for author_id, author in authors.items():
+                finding = self._judge_author(batch, author_id, author, observed)
                 if finding is not None:
                     findings.append(finding)
 
@@ -366,24 +379,21 @@ class FanImbalanceDetector(Detector):
         return last, verdict
 
     def _judge_author(
-        self,
-        batch: Batch,
-        author: str,
-        followers: float | None,
-        best: float | None,
-        best_post: str,
-        index: int,
-        observed: float,
+        self, batch: Batch, author_id: str, author: Author, observed: float
     ) -> Finding | None:
         cfg = self.config
+        followers, best = author.followers, author.best
         if not followers or followers < cfg.min_followers or best is None:
+            return None
+        event = batch.events[author.index]
+        if author.snapshot_ts is not None and event.ts < author.snapshot_ts:
+            # The follower count is newer than this like: the verdict waits for a later one.
             return None
         if self.max_window_members and best >= self.max_window_members:
             return None  # a capped count: "at least this many", never "few"
         tier = self.engagement.tier(followers)
         threshold = self.engagement_threshold(tier)
         flagged, score = judge_author(followers, best, threshold)
-        event = batch.events[index]
         if not flagged:
             if sampled(event.event_id, cfg.learn_fraction):
                 self.engagement.learn(tier, log_ratio(best, followers))
@@ -391,8 +401,8 @@ class FanImbalanceDetector(Detector):
         return Finding(
             detector=self.name,
             subject_kind="account",
-            subject_id=author,
-            accounts=(author,),
+            subject_id=author_id,
+            accounts=(author_id,),
             score=score,
             event_time=event.ts,
             window_start=event.ts - min(observed, float(LIKER_WINDOWS[-1])),
@@ -402,7 +412,7 @@ class FanImbalanceDetector(Detector):
                 "finding": "bought_followers",
                 "followers": int(followers),
                 "tier": tier,
-                "best_post": best_post,
+                "best_post": author.best_post,
                 "best_post_likers": int(best),
                 "engagement": round(best / followers, 6),
                 "threshold": round(threshold, 6),
@@ -464,7 +474,7 @@ class FanImbalanceDetector(Detector):
         first: float,
     ) -> tuple[
         float,
-        dict[str, tuple[float | None, float | None, str, int]],
+        dict[str, Author],
         dict[str, tuple[Views | None, float | None, bool]],
         list[str],
     ]:
@@ -509,13 +519,14 @@ class FanImbalanceDetector(Detector):
             reply = json.loads(script(keys=[], args=args))
         watch = parse_float(reply["watch"])
         authors = {
-            author: (
-                parse_float(followers),
-                parse_float(best),
-                str(best_post),
-                author_index[author],
+            author: Author(
+                followers=parse_float(followers),
+                snapshot_ts=parse_float(taken),
+                best=parse_float(best),
+                best_post=str(best_post),
+                index=author_index[author],
             )
-            for author, (followers, best, best_post) in zip(
+            for author, (followers, taken, best, best_post) in zip(
                 author_slot, reply["authors"] or [], strict=True
             )
         }

@@ -166,6 +166,26 @@ def test_bought_followers_flag_the_author_once_the_stream_was_watched_long_enoug
     assert alert.event_time - T0 >= cfg.min_observed_seconds
 
 
+def test_bought_followers_verdict_never_precedes_the_follower_jump(state: RedisState) -> None:
+    # 800 followers and a few likes per post: ordinary. Then 50,000 followers at once, in a
+    # batch whose likes of the author all came before the jump.
+    jump = T0 + 2.5 * 3600
+    before: list[Event] = [author("riser", 800)]
+    before += [
+        like(f"r{k}", f"fan{k % 300}", f"rpost{k % 3}", "riser", T0 + 30 + k * 290.0)
+        for k in range(31)
+    ]
+    before.append(author("riser", 50_000, at=jump))
+    after = [like(f"s{k}", f"fan{k}", "rpost0", "riser", jump + 60 + k * 60.0) for k in range(3)]
+    pipeline = Pipeline(state, only_fan_imbalance())
+    assert max(e.ts for e in before if isinstance(e, LikeEvent)) < jump
+    assert pipeline.process(before).alerts == []
+    alerts = pipeline.process(after).alerts
+    assert [a.subject_id for a in alerts] == ["riser"]
+    assert alerts[0].event_time >= jump
+    assert alerts[0].evidence["followers"] == 50_000
+
+
 def test_no_bought_followers_verdict_before_min_observed(state: RedisState) -> None:
     assert run(Pipeline(state, only_fan_imbalance()), followers_bought(hours=1.5)) == []
 
