@@ -1,26 +1,34 @@
 """Burst liking: one account liking far above its own history and its peers.
 
 At every window resolution (minutes to a day) the account's like count in the window ending at
-the event is compared with a threshold made of two parts:
+the event is compared with a bar made of two parts:
 
 * **peers**: ``max(min_likes, quantile_factor × population quantile)``, the quantile learned
-  online (River P² quantile) from every account's counts;
-* **own history**: the account's long-run like rate, kept in Redis as a decayed like count
-  (time constant ``history_tau_seconds``) and the time the pipeline has been watching the
-  account. The history *before* the window is what counts, so a burst never raises its own
-  bar.
+  online (River P² quantile) from every account's counts, about once per account per
+  ``learn_window_seconds`` of activity (so the quantile is over accounts, not likes);
+* **own history**: the account's long-run like rate, a decayed like count in Redis (time
+  constant ``history_tau_seconds``) over the time the pipeline has been watching the account
+  (since the namespace first saw a like, or since the account's creation if later). Only likes
+  before the window, and before the last ``history_gap_seconds``, count as history, so a burst
+  never raises its own bar.
 
-The account's history is trusted in proportion to how long it has been watched, ``confidence =
-watched / (watched + history_prior_seconds)``. A quiet, well-known account meets a lower peer
-bar (down to ``quiet_relief × peers``) and is flagged sooner; a habitually heavy liker is judged
-against ``history_factor ×`` its own usual count, so its normal day is not a burst; an account
-without history is judged against its peers alone. The score is the largest count / threshold
-over resolutions, so 1.0 is the threshold.
+The history is trusted in proportion to how long the account has been watched, ``confidence =
+watched / (watched + history_prior_seconds)``; the bar is
 
-Redis: one Lua call per batch (``burst_history.lua``) reads every candidate's history and folds
-the batch's fresh likes into the history of every account that liked, so each account's hash
-is updated once per batch. Keys: ``{ns}:burst:hist:{account}`` (hash ``s``, ``t``, ``f``, with
-a TTL) and ``{ns}:burst:watch``; see ``docs/redis-keys.md``.
+    max(peers × (1 − confidence × (1 − quiet_relief)), history_factor × own expected count)
+
+A quiet, well-known account meets a lower peer bar (down to ``quiet_relief × peers``) and is
+flagged sooner; a habitually heavy liker is judged against ``history_factor ×`` its own usual
+count, so its normal day is not a burst; an account without history meets the peer bar alone.
+The score is the largest count / bar over resolutions, so 1.0 is the threshold.
+
+Cost: Python does one pass over the batch (a dictionary update and a few comparisons per like).
+Redis gets one Lua call per batch (``burst_history.lua``): it returns the history of the
+candidates (likes at or above the lowest bar history could give) and adds the batch's likes to
+the history of the accounts that record them. Accounts whose counts stay below ``lowest bar /
+history_factor`` everywhere are not recorded: their own history could never lift their bar above
+the peer part, and leaving them out keeps the per-batch writes to the few busy accounts. Keys:
+``{ns}:burst:hist:{account}`` (hash, TTL) and ``{ns}:burst:watch``; see ``docs/redis-keys.md``.
 """
 
 from __future__ import annotations
@@ -41,21 +49,34 @@ from detectors.windows import ADDED, LATE
 
 @dataclass(frozen=True, slots=True)
 class History:
-    """An account's own like history as stored before the current batch.
+    """An account's recorded like history, as stored before the current batch.
 
     Attributes
     ----------
-    likes
-        Decayed like count: each like counts 1, fading as ``exp(-age / tau)``.
-    updated
-        Event time ``likes`` refers to (the newest like folded in).
+    scaled_likes
+        Decayed like count scaled to the watch start: the count at time ``t`` is
+        ``scaled_likes * exp(-(t - watch) / tau)``.
     first_seen
-        Event time the account was first seen liking.
+        Event time the account was first recorded (``None`` when not kept).
     """
 
-    likes: float
-    updated: float
-    first_seen: float
+    scaled_likes: float
+    first_seen: float | None
+
+
+class _Seen:
+    """What one batch says about one account."""
+
+    __slots__ = ("fresh", "last_fresh", "needs_first", "newest", "oldest", "record", "want")
+
+    def __init__(self, ts: float) -> None:
+        self.fresh = 0
+        self.last_fresh = -1
+        self.newest = ts
+        self.oldest = ts
+        self.want = False
+        self.record = False
+        self.needs_first = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,47 +195,73 @@ class BurstDetector(Detector):
         # No history can bring a bar below this: events under it at every resolution are
         # not candidates and need no history at all.
         lowest = [p * r for p, r in zip(peers, relief, strict=True)]
-        # account -> [fresh likes, newest ts, oldest ts, wants history]
-        accounts: dict[str, list[Any]] = {}
+        # Below this everywhere, an account's own history could never lift its bar above the
+        # peer part (history_factor × rate < lowest), so its likes need not be recorded.
+        history_factor = self.config.history_factor
+        record_at = [low / history_factor if history_factor > 0 else math.inf for low in lowest]
+        accounts: dict[str, _Seen] = {}
         candidates: list[tuple[int, int]] = []  # (event index, account's fresh likes so far)
         for index, event in enumerate(batch.events):
             window = windows[index]
             if window is None or window.status == LATE:
                 continue
-            entry = accounts.get(event.actor_id)
-            if entry is None:
-                entry = accounts[event.actor_id] = [0, event.ts, event.ts, False]
+            seen = accounts.get(event.actor_id)
+            if seen is None:
+                seen = accounts[event.actor_id] = _Seen(event.ts)
             counts = window.counts
             if window.status == ADDED:
-                entry[0] += 1
-                entry[1] = max(entry[1], event.ts)
-                entry[2] = min(entry[2], event.ts)
-                # About one sample per account per `learn_window`: the peer quantile is over
-                # accounts, so a bot's hundreds of likes cannot drag its own bar up.
-                share = self.config.learn_fraction / max(1, counts[self._learn_index])
-                if sampled(event.event_id, share):
-                    self.model.learn_one(counts)
-            for count, low in zip(counts, lowest, strict=True):
+                seen.fresh += 1
+                seen.last_fresh = index
+                if event.ts > seen.newest:
+                    seen.newest = event.ts
+                elif event.ts < seen.oldest:
+                    seen.oldest = event.ts
+                if event.actor_created_at is None:
+                    seen.needs_first = True
+            # Shortest window first; a plain loop is cheaper here than any() over a generator.
+            for count, record_bar, low in zip(counts, record_at, lowest):  # noqa: B905
+                if count >= record_bar:
+                    seen.record = True
                 if count >= low:
-                    candidates.append((index, entry[0]))
-                    entry[3] = True
+                    candidates.append((index, seen.fresh))
+                    seen.want = True
                     break
         if not accounts:
             return []
+        self._learn(batch, accounts)
         watch, histories = self._exchange_history(batch.state, accounts)
         findings: list[Finding] = []
+        flagged: set[str] = set()
         for index, fresh_so_far in candidates:
+            account = batch.events[index].actor_id
+            if account in flagged:  # the alert gate keeps one finding per account per batch
+                continue
             finding = self._judge(
-                batch,
-                index,
-                fresh_so_far,
-                peers,
-                watch,
-                histories.get(batch.events[index].actor_id),
+                batch, index, fresh_so_far, peers, lowest, watch, histories.get(account)
             )
             if finding is not None:
                 findings.append(finding)
+                flagged.add(account)
         return findings
+
+    def _learn(self, batch: Batch, accounts: dict[str, _Seen]) -> None:
+        """Teach the peer quantile about once per account per ``learn_window`` of activity.
+
+        Each account with fresh likes is sampled at its last one, with probability (its fresh
+        likes in the batch / its likes in the learn window): the quantile is over accounts, so
+        a bot's hundreds of likes cannot drag its own bar up, whatever the batch size.
+        """
+        windows = batch.windows[ACTOR_LIKES]
+        learn_index, fraction = self._learn_index, self.config.learn_fraction
+        for seen in accounts.values():
+            if seen.fresh == 0:
+                continue
+            window = windows[seen.last_fresh]
+            assert window is not None
+            counts = window.counts
+            share = fraction * seen.fresh / max(1, counts[learn_index])
+            if sampled(batch.events[seen.last_fresh].event_id, share):
+                self.model.learn_one(counts)
 
     def _judge(
         self,
@@ -222,6 +269,7 @@ class BurstDetector(Detector):
         index: int,
         fresh_so_far: int,
         peers: list[float],
+        lowest: list[float],
         watch: float,
         history: History | None,
     ) -> Finding | None:
@@ -234,14 +282,18 @@ class BurstDetector(Detector):
         # (or, when unknown, its first like seen).
         if event.actor_created_at is not None:
             since = max(watch, event.actor_created_at)
+        elif history is not None and history.first_seen is not None:
+            since = history.first_seen
         else:
-            since = history.first_seen if history is not None else event.ts
+            since = event.ts
         likes_now = 0.0
         if history is not None:
-            likes_now = history.likes * math.exp(min(0.0, history.updated - event.ts) / tau)
+            likes_now = history.scaled_likes * math.exp((watch - event.ts) / tau)
         best: tuple[float, int, WindowVerdict] | None = None
         gap = self._gap_index
         for r, (count, length) in enumerate(zip(counts, self.lengths, strict=True)):
+            if count < lowest[r]:  # no history brings the bar this low
+                continue
             # History is what came before the window, and never the last `history_gap`: a
             # burst's first minutes must not become the "usual" its next minute is judged by.
             recent, span = (counts[gap], self.lengths[gap]) if r < gap else (count, length)
@@ -258,10 +310,9 @@ class BurstDetector(Detector):
             ratio = count / verdict.threshold
             if best is None or ratio > best[0]:
                 best = (ratio, r, verdict)
-        assert best is not None
-        ratio, r, verdict = best
-        if ratio < 1.0:
+        if best is None or best[0] < 1.0:
             return None
+        ratio, r, verdict = best
         length = self.lengths[r]
         gap_s = self.lengths[gap]
         return Finding(
@@ -289,31 +340,32 @@ class BurstDetector(Detector):
         )
 
     def _exchange_history(
-        self, state: RedisState, accounts: dict[str, list[Any]]
+        self, state: RedisState, accounts: dict[str, _Seen]
     ) -> tuple[float, dict[str, History]]:
-        """One round trip: histories of the candidates, and the batch's likes learned."""
+        """One round trip: the wanted histories, and the batch's likes recorded."""
+        record = [(a, s) for a, s in accounts.items() if s.record and s.fresh]
+        wanted = [a for a, s in accounts.items() if s.want]
         args: list[str | int | float] = [
             state.namespace,
             self.config.history_tau_seconds,
             self.config.history_ttl_seconds,
-            repr(min(entry[2] for entry in accounts.values())),
+            repr(min(s.oldest for s in accounts.values())),
+            len(record),
         ]
-        wanted: list[str] = []
-        for account, (fresh, newest, oldest, want) in accounts.items():
-            if fresh == 0 and not want:
-                continue
-            args += [account, fresh, repr(newest), repr(oldest), 1 if want else 0]
-            if want:
-                wanted.append(account)
-        script = self._history_script(state)
+        for account, seen in record:
+            oldest = repr(seen.oldest) if seen.needs_first else ""
+            args += [account, seen.fresh, repr(seen.newest), oldest]
+        args += wanted
         with state.timed("burst_history"):
-            flat: list[bytes] = script(keys=[], args=args)
+            flat: list[bytes] = self._history_script(state)(keys=[], args=args)
         watch = float(flat[0])
         histories: dict[str, History] = {}
         for position, account in enumerate(wanted):
-            likes, updated, first = flat[1 + 3 * position : 4 + 3 * position]
-            if likes:
-                histories[account] = History(float(likes), float(updated), float(first))
+            scaled, first = flat[1 + 2 * position], flat[2 + 2 * position]
+            if scaled or first:
+                histories[account] = History(
+                    float(scaled) if scaled else 0.0, float(first) if first else None
+                )
         return watch, histories
 
     def _history_script(self, state: RedisState) -> Script:

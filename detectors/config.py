@@ -44,7 +44,7 @@ class ModelsConfig:
 @dataclass(frozen=True, slots=True)
 class BurstConfig:
     enabled: bool = True
-    min_likes: tuple[int, ...] = (25, 60, 150, 600)
+    min_likes: tuple[int, ...] = (40, 60, 150, 600)
     quantile: float = 0.99
     quantile_factor: float = 3.0
     learn_fraction: float = 1.0
@@ -197,6 +197,12 @@ class Config:
             raise ConfigError("churn.min_cycles needs one value per windows.lengths_seconds entry")
         if self.churn.learn_window_seconds not in lengths:
             raise ConfigError("churn.learn_window_seconds must be one of windows.lengths_seconds")
+        if len(self.burst.quiet_relief) != len(lengths):
+            raise ConfigError(
+                "burst.quiet_relief needs one value per windows.lengths_seconds entry"
+            )
+        if len(self.churn.min_cycles) != len(lengths):
+            raise ConfigError("churn.min_cycles needs one value per windows.lengths_seconds entry")
 
 
 class ConfigError(ValueError):
