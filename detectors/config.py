@@ -197,12 +197,6 @@ class Config:
             raise ConfigError("churn.min_cycles needs one value per windows.lengths_seconds entry")
         if self.churn.learn_window_seconds not in lengths:
             raise ConfigError("churn.learn_window_seconds must be one of windows.lengths_seconds")
-        if len(self.burst.quiet_relief) != len(lengths):
-            raise ConfigError(
-                "burst.quiet_relief needs one value per windows.lengths_seconds entry"
-            )
-        if len(self.churn.min_cycles) != len(lengths):
-            raise ConfigError("churn.min_cycles needs one value per windows.lengths_seconds entry")
 
 
 class ConfigError(ValueError):
