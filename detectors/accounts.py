@@ -1,7 +1,7 @@
 """Shared pieces of the account-centred detectors (``new_account_spike``, ``fan_imbalance``).
 
-* :class:`PostLikers`: distinct likers per post over the last hour and day, kept in Redis
-  once per batch for both detectors.
+* :class:`PostLikers`: distinct likers per post over the last day, kept in Redis once per
+  batch for both detectors.
 * :func:`account_age`: age of the liking account at the like, from the event's
   ``actor_created_at`` or the stored account snapshot.
 * :class:`TierQuantiles`: River quantiles of an engagement ratio, one per follower tier.
@@ -49,14 +49,10 @@ RECENT, DAY = 0, 1
 
 @dataclass(frozen=True, slots=True)
 class PostActivity:
-    """One post's likes in a batch, and its distinct likers at its last like of the batch.
-
-    ``index`` is that last like's position in the batch; ``counts`` are the distinct likers in
-    the :data:`LIKER_WINDOWS` ending at its time (``counts[RECENT]``, ``counts[DAY]``).
-    """
+    """One post's last like in a batch (``index``) and its distinct likers in the day then."""
 
     index: int
-    counts: tuple[int, int]
+    likers: int
 
 
 class PostLikers:
@@ -64,8 +60,10 @@ class PostLikers:
 
     Kept in Redis by whichever detector asks first for a batch; the others get the same answer
     from a one-batch cache, so the work is done once. Per batch the cost is one Lua call doing
-    a handful of commands per *post* of the batch (not per like), which is why this is not a
-    window family: those count every event at its own time, at several times the cost.
+    two commands per *post* of the batch (not per like: add and count; trim and expire every
+    32 likers), which is why this is not a window family: those count every event at its own
+    time, at several times the cost. Counts over shorter spans are taken by the callers, only
+    for the posts they judge.
 
     Parameters
     ----------
@@ -117,15 +115,14 @@ class PostLikers:
             self.retention,
             self.cap,
             self.ttl,
-            LIKER_WINDOWS[RECENT],
+            LIKER_WINDOWS[DAY],
             json.dumps(payload, separators=(",", ":")),
         ]
         with batch.state.timed("post_likers"):
             reply = script(keys=[], args=args)
-        flat = [int(v) for v in bytes(reply).split(b",")]
+        counts = [int(v) for v in bytes(reply).split(b",")]
         return {
-            post: PostActivity(last[post], (flat[2 * k], flat[2 * k + 1]))
-            for k, post in enumerate(likes)
+            post: PostActivity(last[post], count) for post, count in zip(likes, counts, strict=True)
         }
 
 

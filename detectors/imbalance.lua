@@ -3,18 +3,18 @@
 -- quick-like suspects, and due follow-up reports.
 --
 -- ARGV: namespace, ttl, top_kept, lookback, cap, now, watch candidate (the batch's first ts),
---       min_followers, then one JSON object:
+--       min_followers, recent (s), then one JSON object:
 --   authors: [author, ...]
 --   tops:    [[author index (1-based), post, distinct likers in the day], ...]
 --   quick:   [[post, [liker, ts, liker, ts, ...]], ...]  likes pressed with little dwell
---   posts:   [post, ...]                                  posts to judge
+--   posts:   [[post, evaluation time t], ...]             posts to judge
 -- Returns one JSON object:
 --   watch:   event time this namespace first saw likes
 --   authors: per author [followers, snapshot time, best post's likers, best post] ('' where
 --            unknown or the author has fewer than min_followers)
---   posts:   per post [views, completions, snapshot time, likers up to the snapshot's time,
---            reported-until, 1 if a follow-up is scheduled else 0] ('' where there is no
---            snapshot / report)
+--   posts:   per post [distinct likers in (t - recent, +inf), views, completions, snapshot
+--            time, likers up to the snapshot's time, reported-until, 1 if a follow-up is
+--            scheduled else 0] ('' where there is no snapshot / report)
 --   due:     subjects whose follow-up fell due (claimed: removed from the queue)
 --
 -- Keys: {ns}:acct:{id}, {ns}:post:{id} (snapshots, read), {ns}:likers:{post} (distinct likers,
@@ -29,7 +29,8 @@ local lookback = tonumber(ARGV[4])
 local cap = tonumber(ARGV[5])
 local now = ARGV[6]
 local min_followers = tonumber(ARGV[8])
-local batch = cjson.decode(ARGV[9])
+local recent = tonumber(ARGV[9])
+local batch = cjson.decode(ARGV[10])
 local prefix = ns .. ':fi:'
 local function fmt(x) return string.format('%.6f', x) end
 
@@ -89,11 +90,14 @@ end
 
 local due_key = prefix .. 'due'
 local posts = {}
-for p, post in ipairs(batch.posts) do
+for p, entry in ipairs(batch.posts) do
+  local post = entry[1]
+  local likers_key = ns .. ':likers:' .. post
   local snap = redis.call('HMGET', ns .. ':post:' .. post, 'views', 'completions', 'ts')
   local likes = ''
-  if snap[3] then likes = redis.call('ZCOUNT', ns .. ':likers:' .. post, '-inf', snap[3]) end
+  if snap[3] then likes = redis.call('ZCOUNT', likers_key, '-inf', snap[3]) end
   posts[p] = {
+    redis.call('ZCOUNT', likers_key, '(' .. fmt(entry[2] - recent), '+inf'),
     snap[1] or '', snap[2] or '', snap[3] or '', likes,
     redis.call('HGET', prefix .. 'rep:p:' .. post, 'until') or '',
     redis.call('ZSCORE', due_key, 'p:' .. post) and 1 or 0,

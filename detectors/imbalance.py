@@ -34,8 +34,8 @@ from typing import Any, ClassVar
 from redis.commands.core import Script
 
 from detectors.accounts import (
-    DAY,
     LIKER_WINDOWS,
+    RECENT,
     PostActivity,
     PostLikers,
     Report,
@@ -295,12 +295,12 @@ class FanImbalanceDetector(Detector):
         learn_min, learn = cfg.learn_min_likes, cfg.learn_fraction
         for post, post_activity in activity.items():
             index = post_activity.index
-            likes_recent, likes_day = post_activity.counts
+            likes_day = post_activity.likers
             event = events[index]
             followers = authors[event.author_id].followers
             if post in snapshots:
                 tier = self.audience.tier(followers) if followers else 0
-                views, reported_until, scheduled = snapshots[post]
+                likes_recent, views, reported_until, scheduled = snapshots[post]
                 threshold = self.audience_threshold(tier)
                 verdict = judge_post(likes_recent, likes_day, followers, threshold, views, cfg)
                 if verdict.flagged:
@@ -475,16 +475,20 @@ class FanImbalanceDetector(Detector):
     ) -> tuple[
         float,
         dict[str, Author],
-        dict[str, tuple[Views | None, float | None, bool]],
+        dict[str, tuple[int, Views | None, float | None, bool]],
         list[str],
     ]:
-        """One round trip; see ``imbalance.lua`` for what goes in and out."""
+        """One round trip; see ``imbalance.lua`` for what goes in and out.
+
+        Returns the watch start, the batch's authors, and per post with enough likers to judge
+        ``(likers in the last hour, newest snapshot, reported-until, follow-up scheduled)``.
+        """
         cfg = self.config
         events = batch.events
         author_slot: dict[str, int] = {}
         author_index: dict[str, int] = {}
         tops: list[tuple[int, str, int]] = []
-        judged: list[str] = []
+        judged: list[tuple[str, float]] = []
         min_likes = cfg.min_post_likes
         for post, post_activity in activity.items():
             index = post_activity.index
@@ -493,10 +497,10 @@ class FanImbalanceDetector(Detector):
             if slot is None:
                 slot = author_slot[author] = len(author_slot) + 1
             author_index[author] = index
-            day = post_activity.counts[DAY]
+            day = post_activity.likers
             tops.append((slot, post, day))
             if day >= min_likes:
-                judged.append(post)
+                judged.append((post, events[index].ts))
         payload = {
             "authors": list(author_slot),
             "tops": tops,
@@ -512,6 +516,7 @@ class FanImbalanceDetector(Detector):
             repr(now),
             repr(first),
             cfg.min_followers,
+            LIKER_WINDOWS[RECENT],
             json.dumps(payload, separators=(",", ":")),
         ]
         script = load_script(batch.state, "imbalance", self._scripts)
@@ -530,8 +535,8 @@ class FanImbalanceDetector(Detector):
                 author_slot, reply["authors"] or [], strict=True
             )
         }
-        snapshots: dict[str, tuple[Views | None, float | None, bool]] = {}
-        for post, (views, completions, at, likes, until, scheduled) in zip(
+        snapshots: dict[str, tuple[int, Views | None, float | None, bool]] = {}
+        for (post, _), (recent, views, completions, at, likes, until, scheduled) in zip(
             judged, reply["posts"] or [], strict=True
         ):
             seen, done, snap_ts = parse_float(views), parse_float(completions), parse_float(at)
@@ -545,7 +550,7 @@ class FanImbalanceDetector(Detector):
                     snap_ts if snap_ts is not None else -math.inf,
                 )
             )
-            snapshots[post] = (snapshot, parse_float(until), bool(scheduled))
+            snapshots[post] = (int(recent), snapshot, parse_float(until), bool(scheduled))
         due = [str(subject) for subject in reply["due"] or []]
         return (now if watch is None else watch), authors, snapshots, due
 

@@ -13,10 +13,11 @@ post) names the new likers and the author (the beneficiary); while new likers ke
 follow-ups name the later ones (:class:`~detectors.accounts.SuspectReports`).
 
 Cost per batch: one pass over the events in Python, in which likes by accounts known to be
-old only feed the population quantile. Only when the batch has likes by new accounts (or by
-accounts of unknown age): the shared per-post liker counts
-(:class:`~detectors.accounts.PostLikers`), one Lua call (ages from snapshots, new-liker sets,
-their counts, due follow-ups) and, when a post is flagged, one more for its suspects.
+old only feed the population quantile, and the shared per-post liker sets
+(:class:`~detectors.accounts.PostLikers`, one Lua call shared with fan_imbalance). Only when
+the batch has likes by new accounts (or by accounts of unknown age): one Lua call (ages from
+snapshots, new-liker sets, their counts, due follow-ups) and, when a post is flagged, one more
+for its suspects.
 """
 
 from __future__ import annotations
@@ -156,11 +157,11 @@ class NewAccountSpikeDetector(Detector):
             if born is not None or event.actor_id not in created:
                 created[event.actor_id] = born
             candidates.append(index)
+        # Every like must reach the per-post liker sets (shared with fan_imbalance, which asks
+        # for them too: the work is done once), or the share of new likers would be overstated.
+        self.post_likers.activity(batch)
         if not candidates and not self._may_have_due(now):
             return []
-        if candidates:
-            # Keeps the per-post liker sets (shared with fan_imbalance) that the script reads.
-            self.post_likers.activity(batch)
         born_at, targets, due = self._exchange(batch, created, candidates, now)
 
         findings = self._actor_side(batch, candidates, born_at)

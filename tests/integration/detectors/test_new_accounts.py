@@ -183,6 +183,32 @@ def test_popular_post_with_a_few_new_likers_is_not_flagged(state: RedisState) ->
     assert run(Pipeline(state, only_new_account_spike()), crowd + newcomers) == []
 
 
+def test_likers_from_batches_without_new_accounts_count_towards_the_share(
+    state: RedisState,
+) -> None:
+    # The crowd likes in batches of its own; the newcomers come later, in another batch.
+    start = T0 + 1800
+    crowd = [
+        LikeEvent(f"c{i}", "like", f"user{i}", "hit", "star", start + i * 20, actor_created_at=OLD)
+        for i in range(30)
+    ]
+    newcomers = [
+        LikeEvent(
+            f"n{i}",
+            "like",
+            f"newcomer{i}",
+            "hit",
+            "star",
+            start + 900 + i * 60,
+            actor_created_at=start - 3600,
+        )
+        for i in range(6)
+    ]
+    pipeline = Pipeline(state, only_new_account_spike())
+    assert run(pipeline, crowd, batch=10) == []
+    assert pipeline.process(newcomers).alerts == []
+
+
 def test_redelivered_batches_repeat_the_same_alert_ids(state: RedisState) -> None:
     start = T0 + 1800
     events = sorted(
