@@ -138,6 +138,62 @@ class FanImbalanceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SwarmConfig:
+    enabled: bool = True
+    sync_seconds: float = 300.0
+    post_horizon_seconds: int = 3600
+    post_max_likers: int = 1000
+    hot_post_likers: int = 300
+    max_colikers: int = 50
+    popularity_offset: float = 5.0
+    sync_weighting: float = 0.0
+    quick_dwell_ms: int = 3000
+    quick_boost: float = 3.0
+    pair_half_life_seconds: float = 43200.0
+    edge_weight: float = 1.5
+    edge_cosine: float = 0.2
+    activity_window_seconds: int = 86400
+    edge_horizon_seconds: int = 86400
+    reciprocal_min_likes: int = 3
+    fan_horizon_seconds: int = 86400
+    lockstep_min_size: int = 15
+    lockstep_min_density: float = 0.6
+    ring_min_size: int = 6
+    ring_min_density: float = 0.6
+    ring_min_share: float = 0.25
+    ring_max_candidates: int = 60
+    join_edges_cap: int = 20
+    group_post_members: int = 3
+    join_posts: int = 3
+    join_post_share: float = 0.2
+    group_post_share: float = 0.5
+    max_neighbors: int = 200
+    max_candidates: int = 200
+    max_pairs_per_account: int = 2000
+    max_group_size: int = 1000
+    max_search_work: int = 20000
+    max_waiting: int = 1000
+    realert_growth: float = 0.25
+    realert_seconds: float = 600.0
+    state_ttl_seconds: int = 172800
+
+    def __post_init__(self) -> None:
+        for name in ("lockstep_min_density", "ring_min_density", "ring_min_share"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"swarm.{name} must be between 0 and 1")
+        if min(self.lockstep_min_size, self.ring_min_size) < 3:
+            raise ConfigError("swarm.lockstep_min_size and ring_min_size must be at least 3")
+        if self.popularity_offset <= 1 or self.edge_weight <= 0 or self.sync_seconds <= 0:
+            raise ConfigError(
+                "swarm.popularity_offset must be > 1, edge_weight and sync_seconds > 0"
+            )
+        if not 0 <= self.sync_weighting <= 1:
+            raise ConfigError("swarm.sync_weighting must be between 0 and 1")
+        if self.max_candidates < self.lockstep_min_size or self.max_neighbors < 1:
+            raise ConfigError("swarm.max_candidates must be at least lockstep_min_size")
+
+
+@dataclass(frozen=True, slots=True)
 class ChurnConfig:
     enabled: bool = True
     min_cycles: tuple[int, ...] = (8, 12, 20, 40)
@@ -167,6 +223,7 @@ class Config:
     burst: BurstConfig = field(default_factory=BurstConfig)
     new_account_spike: NewAccountSpikeConfig = field(default_factory=NewAccountSpikeConfig)
     fan_imbalance: FanImbalanceConfig = field(default_factory=FanImbalanceConfig)
+    swarm: SwarmConfig = field(default_factory=SwarmConfig)
     churn: ChurnConfig = field(default_factory=ChurnConfig)
 
     def __post_init__(self) -> None:
@@ -197,6 +254,10 @@ class Config:
             raise ConfigError("churn.min_cycles needs one value per windows.lengths_seconds entry")
         if self.churn.learn_window_seconds not in lengths:
             raise ConfigError("churn.learn_window_seconds must be one of windows.lengths_seconds")
+        if self.swarm.activity_window_seconds > self.windows.retention_seconds:
+            raise ConfigError(
+                "swarm.activity_window_seconds must be within windows.retention_seconds"
+            )
 
 
 class ConfigError(ValueError):

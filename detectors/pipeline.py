@@ -24,6 +24,7 @@ from detectors.imbalance import FanImbalanceDetector
 from detectors.models import ModelCheckpoints
 from detectors.new_accounts import NewAccountSpikeDetector
 from detectors.state import RedisState
+from detectors.swarm import SwarmDetector
 from detectors.windows import ADDED, DUPLICATE, WindowSpec, WindowStore
 from schemas.records import AccountSnapshot, Alert, Event, LikeEvent, PostSnapshot
 
@@ -50,6 +51,8 @@ def default_detectors(config: Config) -> list[Detector]:
         detectors.append(NewAccountSpikeDetector(config.new_account_spike, config.windows))
     if config.fan_imbalance.enabled:
         detectors.append(FanImbalanceDetector(config.fan_imbalance, config.windows))
+    if config.swarm.enabled:
+        detectors.append(SwarmDetector(config.swarm))
     if config.churn.enabled:
         detectors.append(ChurnDetector(config.churn, config.windows.lengths_seconds))
     return detectors

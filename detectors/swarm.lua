@@ -1,0 +1,697 @@
+-- Swarm detection for a whole batch in one call: lockstep farms and mutual-like rings.
+--
+-- Evidence (per like, all keyed by post / pair / account, so any worker sees the same graph):
+--   * lockstep: who liked the post within +-sync of this like (`sw:pl:{post}`); each such
+--     pair gains 1 / ln(post likers + offset) (FRAUDAR's column weight: co-liking a popular
+--     post says little), times quick_boost when both likes were quick, decayed with a
+--     half-life (`sw:pw:{lower id}` field = higher id). A pair whose weight reaches
+--     edge_weight and whose co-likes are a large enough share of both accounts' likes
+--     (cosine >= edge_cosine: heavy users co-like by chance) becomes an edge
+--     (`sw:nb:l:{account}`, score = last evidence time).
+--   * ring: likes between two accounts, both ways, since the pair's first like within the
+--     horizon (`sw:rp:{lower id}` field = higher id); both ways >= 1 and together
+--     >= recip_min_likes make an edge (`sw:nb:r:{account}`).
+-- Groups (only where edges are new): an edge inside a group is nothing new; an edge from a
+-- member lets the other end join if it has enough edges into the group; otherwise both ends
+-- wait for a search (`sw:wait:{kind}`), which peels the account's neighbourhood (drop the
+-- weakest account until each is linked to >= min_density of the others and, for rings,
+-- gives >= min_share of its likes to the rest); a dense set of >= min_size founds a group or
+-- grows the group holding half of it. A lockstep group also grows CopyCatch's way: accounts
+-- that like its posts in sync with it join. Group ids are content hashes fixed when the group
+-- is founded and found again through the members (`sw:gm:{kind}:{account}`), so a group keeps
+-- its id on every worker and after restarts.
+--
+-- ARGV: namespace, the settings (swarm.py `SwarmDetector.settings`, same order), then per
+-- like: actor, post, author, ts, quick (1: dwell under quick_dwell_ms, 0: slower or unknown).
+-- Returns, per group to report: event index (1-based), group id, kind ("l" | "r"), size,
+-- density, posts, first ts, last ts, new members, edges, then the member count and members.
+--
+-- Keys are built here from ARGV, so this script needs a single Redis node (as windows.lua).
+
+local ns = ARGV[1]
+local i = 2
+local function arg()
+  local v = ARGV[i]
+  i = i + 1
+  return v
+end
+local sync = tonumber(arg())
+local post_horizon = tonumber(arg())
+local post_cap = tonumber(arg())
+local hot_likers = tonumber(arg())
+local max_colikers = tonumber(arg())
+local pop_offset = tonumber(arg())
+local pair_half_life = tonumber(arg())
+local edge_weight = tonumber(arg())
+local edge_cosine = tonumber(arg())
+local activity_prefix = ns .. ':w:' .. arg() .. ':'
+local activity_window = tonumber(arg())
+local edge_horizon = tonumber(arg())
+local max_neighbors = tonumber(arg())
+local max_candidates = tonumber(arg())
+local max_pairs = tonumber(arg())
+local recip_min_likes = tonumber(arg())
+local fan_horizon = tonumber(arg())
+local min_size = { l = tonumber(arg()), r = 0 }
+local min_density = { l = tonumber(arg()), r = 0 }
+min_size.r = tonumber(arg())
+min_density.r = tonumber(arg())
+local ring_min_share = tonumber(arg())
+local ring_max_candidates = tonumber(arg())
+local join_edges_cap = tonumber(arg())
+local max_group_size = tonumber(arg())
+local max_work = tonumber(arg())
+local realert_growth = tonumber(arg())
+local realert_seconds = tonumber(arg())
+local max_waiting = tonumber(arg())
+local ttl = tonumber(arg())
+local post_ttl = tonumber(arg())
+local edge_ttl = tonumber(arg())
+local sync_weighting = tonumber(arg())
+local quick_boost = tonumber(arg())
+local group_post_members = tonumber(arg())
+local join_posts = tonumber(arg())
+local join_post_share = tonumber(arg())
+local group_post_share = tonumber(arg())
+
+local P = ns .. ':sw:'
+local function fmt(x) return string.format('%.6f', x) end
+
+-- ------------------------------------------------------------------------------- helpers
+
+-- Every 16th new field checks its hash's size: caps hold within a few percent, at a sixteenth
+-- of the cost.
+local new_fields = 0
+local function sampled()
+  new_fields = new_fields + 1
+  return new_fields % 16 == 0
+end
+
+local function split(text)
+  local out = {}
+  for part in string.gmatch(text, '[^|]+') do out[#out + 1] = part end
+  return out
+end
+
+-- Keys written in this call get their TTL once, at the end (not once per write).
+local expiring = {}
+local function keep(key, seconds)
+  expiring[key] = seconds
+end
+
+-- Likes between two accounts, both ways (`sw:rp:{lower id}` field = higher id, value
+-- "likes lower gave higher|likes higher gave lower|first like|edge"), since the pair's first
+-- like within fan_horizon. Returns likes a gave b, likes b gave a, first, edge.
+local function ring_pair(a, b, ts)
+  local x, y = a, b
+  if y < x then x, y = b, a end
+  local v = redis.call('HGET', P .. 'rp:' .. x, y)
+  if not v then return 0, 0, ts, 0 end
+  local f = split(v)
+  local xy, yx, first, edge = tonumber(f[1]), tonumber(f[2]), tonumber(f[3]), tonumber(f[4])
+  if ts - first > fan_horizon then return 0, 0, ts, 0 end
+  if a == x then return xy, yx, first, edge end
+  return yx, xy, first, edge
+end
+
+-- Likes of an account in the activity window ending at ts (the core per-actor window).
+local function activity(account, ts)
+  return redis.call('ZCOUNT', activity_prefix .. account, '(' .. fmt(ts - activity_window),
+                    fmt(ts))
+end
+
+local function add_neighbor(kind, a, b, ts)
+  local key = P .. 'nb:' .. kind .. ':' .. a
+  -- Renewing a known edge is one write; a new one also trims old and surplus edges.
+  if redis.call('ZADD', key, 'GT', ts, b) == 1 then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. fmt(ts - edge_horizon))
+    local excess = redis.call('ZCARD', key) - max_neighbors
+    if excess > 0 then redis.call('ZREMRANGEBYRANK', key, 0, excess - 1) end
+  end
+  keep(key, edge_ttl)
+end
+
+-- Work spent on group searches in this call (neighbour entries read), against max_work.
+local work = 0
+
+local function neighbors(kind, a, ts, limit)
+  local list = redis.call('ZREVRANGEBYSCORE', P .. 'nb:' .. kind .. ':' .. a, '+inf',
+                          '(' .. fmt(ts - edge_horizon), 'LIMIT', 0, limit or max_neighbors)
+  work = work + 1 + #list
+  return list
+end
+
+local function group_of(kind, a)
+  local g = redis.call('GET', P .. 'gm:' .. kind .. ':' .. a)
+  if g then return g end
+  return nil
+end
+
+-- --------------------------------------------------------------------------- group state
+
+-- Groups touched in this call: gid -> {index = trigger event, ts = latest, first = earliest
+-- evidence, new = members added}; the group record is updated once, at the end.
+local touched = {}
+local touched_order = {}
+local function touch(gid, index, ts, first, added)
+  local t = touched[gid]
+  if not t then
+    t = { index = index, ts = ts, new = 0 }
+    touched[gid] = t
+    touched_order[#touched_order + 1] = gid
+  end
+  -- The alert's trigger is the first event of the batch that brought the group members (the
+  -- alert lists every member known at the end of the batch); without new members, the latest
+  -- event that touched it.
+  if t.new == 0 then t.index = index end
+  t.ts = math.max(t.ts, ts)
+  t.first = math.min(t.first or first, first)
+  t.new = t.new + added
+end
+
+local function add_members(kind, gid, accounts)
+  local size = redis.call('SCARD', P .. 'gs:' .. gid)
+  local added = 0
+  for _, a in ipairs(accounts) do
+    if size >= max_group_size then break end
+    if redis.call('SADD', P .. 'gs:' .. gid, a) == 1 then
+      size = size + 1
+      added = added + 1
+    end
+    redis.call('SET', P .. 'gm:' .. kind .. ':' .. a, gid, 'EX', ttl)
+  end
+  redis.call('EXPIRE', P .. 'gs:' .. gid, ttl)
+  return added
+end
+
+-- Ring share: likes `account` gave to authors in `set` (a list) since each pair's first like.
+local function likes_into(account, set, ts)
+  local total = 0
+  for _, author in ipairs(set) do
+    if author ~= account then total = total + ring_pair(account, author, ts) end
+  end
+  return total
+end
+
+-- Can `account` join group `gid`? Enough edges into it (and, for rings, enough of its likes).
+local function try_join(kind, gid, account, index, ts, first)
+  local size = redis.call('SCARD', P .. 'gs:' .. gid)
+  if size == 0 or size >= max_group_size then return end
+  local near = neighbors(kind, account, ts)
+  if #near == 0 then return end
+  local inside = redis.call('SMISMEMBER', P .. 'gs:' .. gid, unpack(near))
+  local links, linked = 0, {}
+  for k, flag in ipairs(inside) do
+    if flag == 1 then
+      links = links + 1
+      linked[#linked + 1] = near[k]
+    end
+  end
+  if links < math.min(min_density[kind] * size, join_edges_cap) then return end
+  if kind == 'r' then
+    local members = redis.call('SMEMBERS', P .. 'gs:' .. gid)
+    local likes = activity(account, ts)
+    if likes_into(account, members, ts) < ring_min_share * likes then return end
+  end
+  touch(gid, index, ts, first, add_members(kind, gid, { account }))
+end
+
+-- Peel the neighbourhood of edge (a, b) down to a dense set; returns the set or nil.
+-- A ring search starts from the seed's ring_max_candidates partners it exchanges most likes
+-- with (a sociable account has many partners; a ring member's are its ring).
+local function closest_partners(seed, partners, ts)
+  if #partners <= ring_max_candidates then return partners end
+  local rows = {}
+  for k, y in ipairs(partners) do
+    local gave, got = ring_pair(seed, y, ts)
+    rows[k] = { y, gave + got }
+  end
+  work = work + #partners
+  table.sort(rows, function(p, q) return p[2] > q[2] or (p[2] == q[2] and p[1] < q[1]) end)
+  local out = {}
+  for k = 1, ring_max_candidates do out[k] = rows[k][1] end
+  return out
+end
+
+local function peel(kind, seed, ts)
+  local cand, seen = { seed }, { [seed] = true }
+  local first_hop = neighbors(kind, seed, ts)
+  if kind == 'r' then first_hop = closest_partners(seed, first_hop, ts) end
+  for _, x in ipairs(first_hop) do
+    if #cand >= max_candidates then break end
+    if not seen[x] then
+      seen[x] = true
+      cand[#cand + 1] = x
+    end
+  end
+  -- A dense set need not be all around one account (each member links to min_density of
+  -- the others, not to all): a small neighbourhood is widened by one hop.
+  local widen = math.min(max_candidates, 3 * min_size[kind])
+  if kind == 'r' then widen = math.min(widen, ring_max_candidates) end
+  for _, y in ipairs(first_hop) do
+    if #cand >= widen then break end
+    for _, x in ipairs(neighbors(kind, y, ts, widen)) do
+      if #cand >= widen then break end
+      if not seen[x] then
+        seen[x] = true
+        cand[#cand + 1] = x
+      end
+    end
+  end
+  if #cand < min_size[kind] then return nil end
+  local index = {}
+  for k, x in ipairs(cand) do index[x] = k end
+  -- Edges among the candidates only (ZMSCORE): a hub's long neighbour list is not read.
+  local adj, deg, alive = {}, {}, {}
+  local fresh_after = ts - edge_horizon
+  for k, x in ipairs(cand) do
+    local list = {}
+    local scores = redis.call('ZMSCORE', P .. 'nb:' .. kind .. ':' .. x, unpack(cand))
+    work = work + #cand
+    for j, score in ipairs(scores) do
+      if score and j ~= k and tonumber(score) > fresh_after then list[#list + 1] = j end
+    end
+    adj[k] = list
+    deg[k] = #list
+    alive[k] = true
+  end
+  -- Ring share: likes each candidate gave to the other candidates, and its activity.
+  local gave, likes, into = nil, nil, nil
+  if kind == 'r' then
+    gave, likes, into = {}, {}, {}
+    for k = 1, #cand do
+      gave[k] = {}
+      into[k] = 0
+    end
+    for j, x in ipairs(cand) do
+      -- x's pair hash holds its pairs with the candidates whose id sorts after x's.
+      local values = redis.call('HMGET', P .. 'rp:' .. x, unpack(cand))
+      work = work + #cand
+      for k, v in ipairs(values) do
+        if v and cand[k] > x then
+          local f = split(v)
+          if ts - tonumber(f[3]) <= fan_horizon then
+            local xy, yx = tonumber(f[1]), tonumber(f[2])
+            gave[j][k], gave[k][j] = xy, yx
+            into[j], into[k] = into[j] + xy, into[k] + yx
+          end
+        end
+      end
+    end
+    for k, x in ipairs(cand) do likes[k] = math.max(1, activity(x, ts)) end
+  end
+  local n = #cand
+  while n >= min_size[kind] do
+    local need = min_density[kind] * (n - 1)
+    local worst, worst_key = nil, nil
+    for k = 1, #cand do
+      if alive[k] then
+        local bad = deg[k] < need
+        local share = 1
+        if kind == 'r' then
+          share = into[k] / likes[k]
+          bad = bad or share < ring_min_share
+        end
+        if bad then
+          -- Drop the least linked first; among equals the one giving the group least.
+          local key = deg[k] + share / 2
+          if not worst or key < worst_key or (key == worst_key and cand[k] < cand[worst]) then
+            worst, worst_key = k, key
+          end
+        end
+      end
+    end
+    if not worst then break end
+    alive[worst] = false
+    n = n - 1
+    for _, j in ipairs(adj[worst]) do deg[j] = deg[j] - 1 end
+    if kind == 'r' then
+      for k = 1, #cand do
+        if gave[k][worst] then into[k] = into[k] - gave[k][worst] end
+      end
+    end
+  end
+  if n < min_size[kind] then return nil end
+  local members = {}
+  for k = 1, #cand do
+    if alive[k] then members[#members + 1] = cand[k] end
+  end
+  table.sort(members)
+  return members
+end
+
+-- A dense set found: grow the group most of it already belongs to, or found a new one.
+local function settle(kind, members, index, ts, first)
+  local votes, best, best_votes = {}, nil, 0
+  for _, x in ipairs(members) do
+    local g = group_of(kind, x)
+    if g then
+      votes[g] = (votes[g] or 0) + 1
+      if votes[g] > best_votes or (votes[g] == best_votes and g < best) then
+        best, best_votes = g, votes[g]
+      end
+    end
+  end
+  local fresh = {}
+  for _, x in ipairs(members) do
+    if not group_of(kind, x) then fresh[#fresh + 1] = x end
+  end
+  -- Grow a known group only when it holds at least half of the dense set: two dense sets
+  -- that merely touch stay apart. Otherwise the accounts in no group yet may found one.
+  local gid = nil
+  if best and 2 * best_votes >= #members then
+    gid = best
+  elseif #fresh < min_size[kind] then
+    return
+  else
+    members = fresh
+  end
+  if not gid then
+    gid = kind .. '-' .. string.sub(redis.sha1hex(kind .. ':' .. table.concat(members, ',')), 1, 16)
+    redis.call('HSET', P .. 'g:' .. gid, 'kind', kind, 'created', fmt(ts), 'reported', 0,
+               'alerted', fmt(ts))
+  end
+  touch(gid, index, ts, first, add_members(kind, gid, fresh))
+end
+
+-- ------------------------------------------------------------------------------ evidence
+
+local new_edges = {}   -- {kind, a, b, index, ts, first}
+
+local function pair_evidence(a, b, w, index, ts, post)
+  local x, y = a, b
+  if y < x then x, y = b, a end
+  local key = P .. 'pw:' .. x
+  local v = redis.call('HGET', key, y)
+  local weight, count, last, first, strong = 0, 0, ts, ts, 0
+  if v then
+    local f = split(v)
+    weight, count, last, first, strong =
+      tonumber(f[1]), tonumber(f[2]), tonumber(f[3]), tonumber(f[4]), tonumber(f[5])
+    if ts > last then
+      local decay = math.pow(0.5, (ts - last) / pair_half_life)
+      weight, count = weight * decay, count * decay
+      -- Evidence that has all but faded starts a new span.
+      if weight < 0.05 * edge_weight then first = ts end
+    end
+  end
+  weight, count = weight + w, count + 1
+  last = math.max(last, ts)
+  first = math.min(first, ts)
+  if strong == 0 and weight >= edge_weight then
+    local la, lb = math.max(1, activity(a, ts)), math.max(1, activity(b, ts))
+    if count / math.sqrt(la * lb) >= edge_cosine then
+      strong = 1
+      add_neighbor('l', a, b, ts)
+      add_neighbor('l', b, a, ts)
+      new_edges[#new_edges + 1] = { 'l', a, b, index, ts, first }
+    end
+  elseif strong == 1 then
+    add_neighbor('l', a, b, ts)
+    add_neighbor('l', b, a, ts)
+    local found = redis.call('MGET', P .. 'gm:l:' .. a, P .. 'gm:l:' .. b)
+    if found[1] and found[1] == found[2] then touch(found[1], index, ts, first, 0) end
+  end
+  if redis.call('HSET', key, y, fmt(weight) .. '|' .. fmt(count) .. '|' .. fmt(last) .. '|'
+                .. fmt(first) .. '|' .. strong) == 1 then
+    keep(key, ttl)
+    if sampled() and redis.call('HLEN', key) > max_pairs then
+      -- Over the cap: forget the pairs with the least (decayed) weight, half of them.
+      local all = redis.call('HGETALL', key)
+      local rows = {}
+      for k = 1, #all, 2 do
+        local f = split(all[k + 1])
+        local age = math.max(0, ts - tonumber(f[3]))
+        rows[#rows + 1] = { all[k], tonumber(f[1]) * math.pow(0.5, age / pair_half_life) }
+      end
+      table.sort(rows, function(p, q) return p[2] < q[2] end)
+      for k = 1, math.floor(#rows / 2) do redis.call('HDEL', key, rows[k][1]) end
+    end
+  end
+end
+
+-- The post's recent likers (`sw:pl:{post}`), member = account, "*" appended when the like
+-- was quick (pressed with too little dwell to have viewed the post).
+local function liker_name(member)
+  if string.sub(member, -1) == '*' then return string.sub(member, 1, -2), true end
+  return member, false
+end
+
+local function lockstep_evidence(a, post, quick, index, ts)
+  local key = P .. 'pl:' .. post
+  local member = a
+  if quick == 1 and quick_boost ~= 1 then member = a .. '*' end
+  if redis.call('ZADD', key, 'NX', ts, member) == 0 then
+    -- A redelivery (or a re-like): keep the newest time, count no new co-likes.
+    redis.call('ZADD', key, 'GT', ts, member)
+    return false
+  end
+  keep(key, post_ttl)
+  local likers = redis.call('ZCOUNT', key, '(' .. fmt(ts - post_horizon), '+inf') - 1
+  if likers % 32 == 31 or likers >= post_cap then
+    -- Now and then (not per like): forget likers beyond the horizon and the cap.
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. fmt(ts - post_horizon))
+    local excess = redis.call('ZCARD', key) - post_cap
+    if excess > 0 then redis.call('ZREMRANGEBYRANK', key, 0, excess - 1) end
+  end
+  if likers >= hot_likers or likers == 0 then return true end
+  local near = redis.call('ZREVRANGEBYSCORE', key, fmt(ts + sync), fmt(ts - sync),
+                          'WITHSCORES', 'LIMIT', 0, max_colikers + 1)
+  local w = 1 / math.log(likers + 1 + pop_offset)
+  for k = 1, #near, 2 do
+    local b, b_quick = liker_name(near[k])
+    if b ~= a then
+      -- Closer in time is stronger evidence of lockstep (1 at the same second, 1/2 at sync).
+      local gap = math.abs(ts - tonumber(near[k + 1]))
+      local weight = w * (1 - sync_weighting * gap / (2 * sync))
+      -- Two likes pressed without viewing the post are stronger evidence.
+      if b_quick and member ~= a then weight = weight * quick_boost end
+      pair_evidence(a, b, weight, index, ts, post)
+    end
+  end
+  return true
+end
+
+-- CopyCatch's expansion: a post liked in sync by group_post_members members of a lockstep
+-- group, who are group_post_share of its likers then, is one of the group's posts (`sw:pg:{post}`); an account that liked join_posts of
+-- them in sync with the group (and they are join_post_share of its likes) joins, even when
+-- its pairwise evidence is thin (a sparse block: each member likes a few of the posts).
+local function credit(g, x, index, ts)
+  local key = P .. 'gc:' .. g
+  local count = tonumber(redis.call('ZINCRBY', key, 1, x))
+  keep(key, ttl)
+  if count >= join_posts and count >= join_post_share * activity(x, ts) then
+    redis.call('ZREM', key, x)
+    touch(g, index, ts, ts, add_members('l', g, { x }))
+  elseif count == 1 then
+    local excess = redis.call('ZCARD', key) - max_pairs
+    if excess > 0 then redis.call('ZREMRANGEBYRANK', key, 0, excess - 1) end
+  end
+end
+
+local function group_posts(a, post, index, ts)
+  local found = redis.call('MGET', P .. 'gm:l:' .. a, P .. 'pg:' .. post)
+  local g, marked = found[1], found[2]
+  local mg, t0 = nil, nil
+  if marked then
+    local f = split(marked)
+    mg, t0 = f[1], tonumber(f[2])
+  end
+  if not g then
+    if mg and math.abs(ts - t0) <= 2 * sync then credit(mg, a, index, ts) end
+    return
+  end
+  if mg then return end
+  local near = redis.call('ZRANGEBYSCORE', P .. 'pl:' .. post, fmt(ts - sync), fmt(ts + sync),
+                          'LIMIT', 0, max_candidates)
+  if #near < group_post_members then return end
+  for k, member in ipairs(near) do near[k] = liker_name(member) end
+  local flags = redis.call('SMISMEMBER', P .. 'gs:' .. g, unpack(near))
+  local inside = 0
+  for _, flag in ipairs(flags) do inside = inside + flag end
+  -- Most of the post's likers around this like are members: the group's own post, not a
+  -- popular post its members also like (camouflage) alongside everyone else.
+  if inside < group_post_members or inside < group_post_share * #near then return end
+  redis.call('SET', P .. 'pg:' .. post, g .. '|' .. fmt(ts), 'EX', post_ttl)
+  redis.call('PFADD', P .. 'gp:' .. g, post)
+  touch(g, index, ts, ts, 0)
+  for k, flag in ipairs(flags) do
+    if flag == 0 and not group_of('l', near[k]) then credit(g, near[k], index, ts) end
+  end
+end
+
+local function ring_evidence(a, author, index, ts, post)
+  if author == '' or author == a then return end
+  local gave, got, first, edge = ring_pair(a, author, ts)
+  gave = gave + 1
+  if edge == 0 and got >= 1 and gave + got >= recip_min_likes then
+    edge = 1
+    add_neighbor('r', a, author, ts)
+    add_neighbor('r', author, a, ts)
+    new_edges[#new_edges + 1] = { 'r', a, author, index, ts, first }
+  elseif edge == 1 then
+    add_neighbor('r', a, author, ts)
+    add_neighbor('r', author, a, ts)
+    local found = redis.call('MGET', P .. 'gm:r:' .. a, P .. 'gm:r:' .. author)
+    local g = found[1]
+    if g and g == found[2] then
+      redis.call('PFADD', P .. 'gp:' .. g, post)
+      touch(g, index, ts, first, 0)
+    end
+  end
+  local x, y, xy, yx = a, author, gave, got
+  if y < x then x, y, xy, yx = author, a, got, gave end
+  local key = P .. 'rp:' .. x
+  if redis.call('HSET', key, y, xy .. '|' .. yx .. '|' .. fmt(first) .. '|' .. edge) == 1 then
+    keep(key, ttl)
+    if sampled() and redis.call('HLEN', key) > max_pairs then
+      -- Over the cap: forget the pairs with the oldest first like, half of them.
+      local all = redis.call('HGETALL', key)
+      local rows = {}
+      for k = 1, #all, 2 do rows[#rows + 1] = { all[k], tonumber(split(all[k + 1])[3]) } end
+      table.sort(rows, function(p, q) return p[2] < q[2] end)
+      for k = 1, math.floor(#rows / 2) do redis.call('HDEL', key, rows[k][1]) end
+    end
+  end
+end
+
+local index = 0
+local batch_ts = 0
+local n = #ARGV
+while i <= n do
+  index = index + 1
+  local actor, post, author, ts = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  batch_ts = math.max(batch_ts, ts)
+  local quick = tonumber(ARGV[i + 4])
+  i = i + 5
+  if lockstep_evidence(actor, post, quick, index, ts) then group_posts(actor, post, index, ts) end
+  ring_evidence(actor, author, index, ts, post)
+end
+
+-- -------------------------------------------------------------------------------- groups
+
+-- An edge inside a group changes nothing; an edge from a member may let the other end join.
+-- Edges between accounts in no group put their ends on the kind's waiting list for a search
+-- (`sw:wait:{kind}`, by number of edges), if they have enough edges to be in a dense set of
+-- min_size at all. The best-connected wait first (farm members have many edges at once), so
+-- organic accounts cannot crowd a farm out of the per-batch budget, and what the budget
+-- does not reach waits for the next batch instead of being lost.
+local seeds = {}   -- account -> {index, ts, first} of the edge that made it a seed
+for _, e in ipairs(new_edges) do
+  local kind, a, b, at, ts, first = e[1], e[2], e[3], e[4], e[5], e[6]
+  local ga, gb = group_of(kind, a), group_of(kind, b)
+  if ga and ga == gb then
+    touch(ga, at, ts, first, 0)
+  elseif ga and not gb then
+    try_join(kind, ga, b, at, ts, first)
+  elseif gb and not ga then
+    try_join(kind, gb, a, at, ts, first)
+  elseif not ga and not gb then
+    local need = min_density[kind] * (min_size[kind] - 1)
+    for _, x in ipairs({ a, b }) do
+      local degree = redis.call('ZCARD', P .. 'nb:' .. kind .. ':' .. x)
+      local priority = degree
+      if degree >= need and kind == 'r' then
+        -- A sociable account whose partners together get less than ring_min_share of its
+        -- likes cannot be in a ring at all: no search. The others wait fewest partners
+        -- first: a ring member has its ring (a search of that size), a sociable account
+        -- hundreds of partners, and must not hold up the rings behind it.
+        priority = -degree
+        if likes_into(x, neighbors('r', x, ts), ts) < ring_min_share * activity(x, ts) then
+          degree = -1
+        end
+      end
+      if degree >= need then
+        redis.call('ZADD', P .. 'wait:' .. kind, priority, x)
+        redis.call('HSET', P .. 'wd:' .. kind, x, degree)
+        if not seeds[kind .. ':' .. x] then seeds[kind .. ':' .. x] = { at, ts, first } end
+      end
+    end
+  end
+end
+
+for _, kind in ipairs({ 'l', 'r' }) do
+  local wait_key = P .. 'wait:' .. kind
+  work = 0
+  while work < max_work do
+    local top = redis.call('ZREVRANGE', wait_key, 0, 0)
+    if #top == 0 then break end
+    local x = top[1]
+    local degree = tonumber(redis.call('HGET', P .. 'wd:' .. kind, x) or '0')
+    redis.call('ZREM', wait_key, x)
+    redis.call('HDEL', P .. 'wd:' .. kind, x)
+    local failed_key = P .. 'pf:' .. kind .. ':' .. x
+    local failed_at = tonumber(redis.call('GET', failed_key) or '0')
+    -- A search that failed is repeated only once the account has more edges (a quarter more,
+    -- at least one): its neighbours' new edges put them on the list themselves.
+    if not group_of(kind, x) and degree >= failed_at + math.max(1, 0.25 * failed_at) then
+      local seed = seeds[kind .. ':' .. x] or { index, batch_ts, batch_ts }
+      local members = peel(kind, x, batch_ts)
+      if members then
+        settle(kind, members, seed[1], seed[2], seed[3])
+      else
+        redis.call('SET', failed_key, degree, 'EX', ttl)
+      end
+    end
+  end
+  local excess = redis.call('ZCARD', wait_key) - max_waiting
+  if excess > 0 then
+    for _, x in ipairs(redis.call('ZRANGE', wait_key, 0, excess - 1)) do
+      redis.call('HDEL', P .. 'wd:' .. kind, x)
+    end
+    redis.call('ZREMRANGEBYRANK', wait_key, 0, excess - 1)
+  end
+  redis.call('EXPIRE', wait_key, ttl)
+  redis.call('EXPIRE', P .. 'wd:' .. kind, ttl)
+end
+
+-- ------------------------------------------------------------------------------- reports
+
+local out = {}
+for _, gid in ipairs(touched_order) do
+  local t = touched[gid]
+  local gk = P .. 'g:' .. gid
+  local g = redis.call('HMGET', gk, 'kind', 'reported', 'alerted', 'first', 'last')
+  local kind, reported, alerted = g[1], tonumber(g[2]), tonumber(g[3])
+  local first, last = t.first, t.ts
+  if g[4] then first = math.min(first, tonumber(g[4])) end
+  if g[5] then last = math.max(last, tonumber(g[5])) end
+  redis.call('HSET', gk, 'first', fmt(first), 'last', fmt(last))
+  for _, key in ipairs({ gk, P .. 'gs:' .. gid, P .. 'gp:' .. gid }) do
+    redis.call('EXPIRE', key, ttl)
+  end
+  local size = redis.call('SCARD', P .. 'gs:' .. gid)
+  local due = size >= min_size[kind] and size > reported and (
+    reported == 0 or size >= reported * (1 + realert_growth)
+    or t.ts - alerted >= realert_seconds)
+  if due then
+    redis.call('HSET', gk, 'reported', size, 'alerted', fmt(t.ts))
+    local members = redis.call('SMEMBERS', P .. 'gs:' .. gid)
+    table.sort(members)
+    local edges = 0
+    for _, x in ipairs(members) do
+      local near = neighbors(kind, x, t.ts)
+      if #near > 0 then
+        for _, flag in ipairs(redis.call('SMISMEMBER', P .. 'gs:' .. gid, unpack(near))) do
+          edges = edges + flag
+        end
+      end
+    end
+    local density = 0
+    if size > 1 then density = edges / (size * (size - 1)) end
+    out[#out + 1] = t.index
+    out[#out + 1] = gid
+    out[#out + 1] = kind
+    out[#out + 1] = size
+    out[#out + 1] = fmt(density)
+    out[#out + 1] = redis.call('PFCOUNT', P .. 'gp:' .. gid)
+    out[#out + 1] = fmt(first)
+    out[#out + 1] = fmt(last)
+    out[#out + 1] = size - reported
+    out[#out + 1] = edges / 2
+    out[#out + 1] = size
+    for _, x in ipairs(members) do out[#out + 1] = x end
+  end
+end
+for key, seconds in pairs(expiring) do redis.call('EXPIRE', key, seconds) end
+return out

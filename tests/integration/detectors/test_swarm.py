@@ -1,0 +1,211 @@
+"""Swarm detector on real Redis: farms and rings found as groups, organic circles left alone.
+
+The scenarios are small and hand-made: a lockstep farm (accounts liking the same fresh posts
+within two minutes, without viewing them) or a like-for-like ring, on top of organic
+background likes. Only the swarm detector runs, so other detectors' tuning cannot interfere.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections.abc import Sequence
+
+import pytest
+
+from detectors.config import SwarmConfig, load_config
+from detectors.pipeline import Pipeline
+from detectors.state import RedisState
+from detectors.swarm import SwarmDetector
+from schemas.records import Alert, LikeEvent
+
+pytestmark = pytest.mark.integration
+T0 = 1793491200.0
+FARM = [f"farm{i:02d}" for i in range(20)]
+RING = [f"ring{i}" for i in range(8)]
+
+
+def pipeline(state: RedisState, **settings: object) -> Pipeline:
+    config = load_config()
+    swarm = SwarmConfig(**{**_as_dict(config.swarm), **settings})
+    return Pipeline(state, config, detectors=[SwarmDetector(swarm)])
+
+
+def _as_dict(config: SwarmConfig) -> dict[str, object]:
+    return {name: getattr(config, name) for name in config.__dataclass_fields__}
+
+
+def organic(rng: random.Random, users: int = 120, hours: float = 2.0) -> list[LikeEvent]:
+    """Background: people liking posts of a shared pool at their own pace, after viewing."""
+    events = []
+    for u in range(users):
+        for k in range(rng.randint(5, 25)):
+            post = rng.randrange(300)
+            events.append(
+                LikeEvent(
+                    f"o{u}-{k}", "like", f"user{u}", f"o{post}", f"author{post % 40}",
+                    T0 + rng.uniform(0, hours * 3600), dwell_ms=rng.randint(4000, 60000),
+                )
+            )
+    return events
+
+
+def farm(
+    rng: random.Random, accounts: Sequence[str], posts: range, gap: float = 600.0
+) -> list[LikeEvent]:
+    """Every account likes every post within two minutes of its slot, quickly (no viewing)."""
+    return [
+        LikeEvent(
+            f"f{p}-{a}", "like", a, f"q{p}", "customer", T0 + p * gap + rng.uniform(0, 120),
+            dwell_ms=rng.randint(200, 1500),
+        )
+        for p in posts
+        for a in accounts
+    ]
+
+
+def ring(rng: random.Random) -> list[LikeEvent]:
+    """Each member posts 3 times over 3 hours; the others like each post within an hour."""
+    events = []
+    for m, author in enumerate(RING):
+        for k in range(3):
+            created = T0 + rng.uniform(0, 3 * 3600)
+            for liker in RING:
+                if liker != author:
+                    events.append(
+                        LikeEvent(
+                            f"r{m}-{k}-{liker}", "like", liker, f"rp{m}-{k}", author,
+                            created + rng.uniform(60, 3600), dwell_ms=rng.randint(3000, 30000),
+                        )
+                    )
+    return events
+
+
+def run(pipe: Pipeline, events: list[LikeEvent], batch: int = 200) -> list[Alert]:
+    events = sorted(events, key=lambda e: e.ts)
+    alerts: list[Alert] = []
+    for i in range(0, len(events), batch):
+        alerts += pipe.process(events[i : i + batch]).alerts
+    return alerts
+
+
+def flagged(alerts: list[Alert]) -> set[str]:
+    return {a for alert in alerts for a in alert.accounts}
+
+
+def test_lockstep_farm_is_one_group_with_its_members_only(state: RedisState) -> None:
+    rng = random.Random(1)
+    alerts = run(pipeline(state), organic(rng) + farm(rng, FARM, range(6)))
+    assert alerts, "the farm was not found"
+    assert {(a.detector, a.subject_kind, a.evidence["pattern"]) for a in alerts} == {
+        ("swarm", "group", "lockstep")
+    }
+    assert len({a.subject_id for a in alerts}) == 1
+    assert flagged(alerts) == set(FARM)
+    first = alerts[0]
+    assert first.evidence["size"] >= 15 and first.evidence["density"] >= 0.6
+    assert first.window_start <= first.event_time <= first.window_end
+    # Found from its first posts, not at the end: the second post already links the farm.
+    assert first.event_time < T0 + 2 * 600 + 120
+
+
+def test_workers_that_see_different_accounts_find_the_same_group(state: RedisState) -> None:
+    rng = random.Random(2)
+    events = sorted(organic(rng) + farm(rng, FARM, range(6)), key=lambda e: e.ts)
+    # Two workers on two partitions (likes are keyed by actor), sharing only Redis.
+    workers = [pipeline(state), pipeline(state)]
+    alerts: list[Alert] = []
+    for i in range(0, len(events), 100):
+        chunk = events[i : i + 100]
+        for n, worker in enumerate(workers):
+            mine = [e for e in chunk if zlib.crc32(e.actor_id.encode()) % 2 == n]
+            alerts += worker.process(mine).alerts
+    assert len({a.subject_id for a in alerts}) == 1
+    assert flagged(alerts) == set(FARM)
+
+
+def test_a_group_found_again_keeps_its_id_and_a_grown_group_is_reported_again(
+    state: RedisState,
+) -> None:
+    rng = random.Random(3)
+    recruits = [f"recruit{i}" for i in range(8)]
+    first_wave = farm(rng, FARM, range(3))
+    second_wave = farm(rng, FARM + recruits, range(3, 8))
+    pipe = pipeline(state)
+    before = run(pipe, organic(rng) + first_wave)
+    after = run(pipe, second_wave)
+    assert before and after
+    assert {a.subject_id for a in before + after} == {before[0].subject_id}
+    assert flagged(before) == set(FARM)
+    assert flagged(after) == set(FARM + recruits)
+    assert after[-1].evidence["size"] == len(FARM + recruits)
+
+
+def test_redelivered_batches_add_no_evidence_and_no_new_alerts(state: RedisState) -> None:
+    rng = random.Random(4)
+    events = organic(rng) + farm(rng, FARM, range(6))
+    first = run(pipeline(state), events)
+    assert first
+    evidence = {
+        key: state.client.hgetall(key)
+        for key in state.client.scan_iter(match=f"{state.namespace}:sw:pw:*", count=1000)
+    }
+    # A restarted worker replays what it had already processed: the pipeline may repeat
+    # the very same alerts (at-least-once), but nothing is counted again and nothing new
+    # is found.
+    again = run(pipeline(state), events)
+    assert {a.alert_id for a in again} <= {a.alert_id for a in first}
+    assert {key: state.client.hgetall(key) for key in evidence} == evidence
+
+
+def test_camouflage_on_popular_posts_does_not_pull_in_their_fans(state: RedisState) -> None:
+    rng = random.Random(5)
+    fans = [f"fan{i}" for i in range(1500)]
+    # A viral post per slot, liked in the same minutes by the farm and by 350 of its fans.
+    viral = [
+        LikeEvent(
+            f"v{p}-{a}", "like", a, f"viral{p}", "star", T0 + p * 600 + rng.uniform(0, 240),
+            dwell_ms=rng.randint(200, 1500) if a in FARM else rng.randint(4000, 20000),
+        )
+        for p in range(6)
+        for a in FARM + rng.sample(fans, 350)
+    ]
+    alerts = run(pipeline(state), organic(rng) + farm(rng, FARM, range(6)) + viral)
+    assert flagged(alerts) == set(FARM)
+
+
+def test_like_for_like_ring_is_found(state: RedisState) -> None:
+    rng = random.Random(6)
+    alerts = run(pipeline(state), organic(rng, hours=4.0) + ring(rng))
+    rings = [a for a in alerts if a.evidence["pattern"] == "ring"]
+    assert rings, "the ring was not found"
+    assert len({a.subject_id for a in rings}) == 1
+    assert flagged(rings) == set(RING)
+    assert rings[-1].evidence["density"] >= 0.6
+
+
+def test_friends_liking_each_other_are_no_ring(state: RedisState) -> None:
+    rng = random.Random(7)
+    events = organic(rng, hours=4.0)
+    # Ten pairs of friends, each liking the other's every post; and one sociable account
+    # that trades likes with twelve people who do not know each other.
+    for pair in range(10):
+        a, b = f"friendA{pair}", f"friendB{pair}"
+        for k in range(5):
+            at = T0 + rng.uniform(0, 4 * 3600)
+            events.append(LikeEvent(f"fa{pair}-{k}", "like", a, f"pb{pair}-{k}", b, at))
+            events.append(LikeEvent(f"fb{pair}-{k}", "like", b, f"pa{pair}-{k}", a, at + 60))
+    for k in range(12):
+        at = T0 + rng.uniform(0, 4 * 3600)
+        events.append(LikeEvent(f"hub{k}", "like", "hub", f"ph{k}", f"contact{k}", at))
+        events.append(LikeEvent(f"hub{k}b", "like", f"contact{k}", f"phub{k}", "hub", at + 60))
+        events.append(LikeEvent(f"hub{k}c", "like", "hub", f"ph{k}x", f"contact{k}", at + 90))
+    assert run(pipeline(state), events) == []
+
+
+def test_every_key_it_writes_expires(state: RedisState) -> None:
+    rng = random.Random(8)
+    run(pipeline(state), organic(rng) + farm(rng, FARM, range(6)) + ring(rng))
+    keys = list(state.client.scan_iter(match=f"{state.namespace}:sw:*", count=1000))
+    assert keys
+    assert all(state.client.ttl(key) > 0 for key in keys)
