@@ -210,6 +210,12 @@ def load_script(state: RedisState, name: str, cache: dict[int, Script]) -> Scrip
     return script
 
 
+#: Cool-down of report findings. Reports pace themselves (a follow-up every ``report_every``
+#: while suspects keep coming, at once when an answer was cut at ``max_accounts``) and mark
+#: what they name as reported, so the alert gate must not drop one: it would lose names.
+REPORT_COOLDOWN = 0.001
+
+
 @dataclass(frozen=True, slots=True)
 class ReportRequest:
     """Ask for a subject's suspects liked in ``(since, until]``.
@@ -228,11 +234,16 @@ class ReportRequest:
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """The suspects a request found, and the report's running totals."""
+    """The suspects a request found in ``(since, until]``, and the report's running totals.
+
+    ``until`` is the request's unless the answer was cut at ``max_accounts``: then it is the
+    last named suspect's like, and the rest is due at once.
+    """
 
     request: ReportRequest
     suspects: tuple[str, ...]
     since: float
+    until: float
     author: str
     first_alert: float | None
     reported_total: int
@@ -285,15 +296,17 @@ class SuspectReports:
         reports: list[Report] = []
         pos = 0
         for request in requests:
-            author, first, total, since, count = flat[pos : pos + 5]
+            author, first, total, since, until, count = flat[pos : pos + 6]
             count = int(count)
-            members = tuple(_text(m) for m in flat[pos + 5 : pos + 5 + count])
-            pos += 5 + count
+            members = tuple(_text(m) for m in flat[pos + 6 : pos + 6 + count])
+            pos += 6 + count
+            start, end = parse_float(since), parse_float(until)
             reports.append(
                 Report(
                     request=request,
                     suspects=members,
-                    since=parse_float(since) or request.until,
+                    since=request.until if start is None else start,
+                    until=request.until if end is None else end,
                     author=_text(author),
                     first_alert=parse_float(first),
                     reported_total=int(total),

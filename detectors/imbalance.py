@@ -36,6 +36,7 @@ from redis.commands.core import Script
 from detectors.accounts import (
     LIKER_WINDOWS,
     RECENT,
+    REPORT_COOLDOWN,
     PostActivity,
     PostLikers,
     Report,
@@ -222,8 +223,9 @@ class FanImbalanceDetector(Detector):
         The ``[fan_imbalance]`` settings.
     windows
         The ``[windows]`` settings, for the per-post liker sets
-        (:class:`~detectors.accounts.PostLikers`). Their ``max_members`` caps the counts: a
-        count at the cap only bounds the truth from below and is never taken as "few likes".
+        (:class:`~detectors.accounts.PostLikers`). Their ``max_members`` caps the counts (a
+        count at the cap only bounds the truth from below and is never taken as "few likes")
+        and the suspects kept per post.
 
     Evidence of a post finding: ``reasons`` (``audience``, ``views``), ``likers_hour``,
     ``likers_day``, ``followers``, ``tier``, ``audience_ratio``, ``audience_threshold``,
@@ -239,6 +241,8 @@ class FanImbalanceDetector(Detector):
         self.config = config
         self.post_likers = PostLikers(windows)
         self.max_window_members = windows.max_members
+        # Suspects kept per post: as many as a window key holds (alerts name max_accounts).
+        self.max_suspects = max(windows.max_members, config.max_accounts)
         self.audience = TierQuantiles(config.tier_bounds, config.audience_quantile)
         self.engagement = TierQuantiles(config.tier_bounds, config.engagement_quantile)
         self.reports = SuspectReports(
@@ -457,10 +461,10 @@ class FanImbalanceDetector(Detector):
             score=score,
             event_time=event_time,
             window_start=report.since,
-            window_end=report.request.until,
+            window_end=report.until,
             trigger_event_id=trigger,
             evidence=evidence,
-            cooldown_seconds=self.config.report_every_seconds,
+            cooldown_seconds=REPORT_COOLDOWN,
         )
 
     # ------------------------------------------------------------------------ redis
@@ -512,7 +516,7 @@ class FanImbalanceDetector(Detector):
             cfg.state_ttl_seconds,
             cfg.top_posts_kept,
             cfg.suspect_lookback_seconds,
-            cfg.max_accounts,
+            self.max_suspects,
             repr(now),
             repr(first),
             cfg.min_followers,

@@ -33,6 +33,7 @@ from redis.commands.core import Script
 from detectors.accounts import (
     LIKER_WINDOWS,
     RECENT,
+    REPORT_COOLDOWN,
     PostLikers,
     Report,
     ReportRequest,
@@ -101,7 +102,7 @@ class NewAccountSpikeDetector(Detector):
         The ``[new_account_spike]`` settings.
     windows
         The ``[windows]`` settings: the ``actor_likes`` lengths, and the bounds of the
-        per-post liker sets (:class:`~detectors.accounts.PostLikers`).
+        per-post liker sets (:class:`~detectors.accounts.PostLikers`) and new-liker sets.
 
     Evidence: actor side ``account_age_seconds``, ``window_seconds``, ``likes_in_window``,
     ``threshold``, ``likes_by_window``; target side ``new_likers``, ``likers``,
@@ -126,6 +127,8 @@ class NewAccountSpikeDetector(Detector):
             PREFIX, config.report_every_seconds, config.state_ttl_seconds, config.max_accounts
         )
         self.post_likers = PostLikers(windows)
+        # New likers kept per post: as many as a window key holds (alerts name max_accounts).
+        self.max_suspects = max(windows.max_members, config.max_accounts)
         self._scripts: dict[int, Script] = {}
         self._due_checked = -math.inf
 
@@ -236,7 +239,7 @@ class NewAccountSpikeDetector(Detector):
             repr(float(cfg.max_age_seconds)),
             self.window,
             cfg.state_ttl_seconds,
-            cfg.max_accounts,
+            self.max_suspects,
             repr(now),
             cfg.min_new_likers,
             repr(float(cfg.min_new_share)),
@@ -349,10 +352,10 @@ class NewAccountSpikeDetector(Detector):
             score=score,
             event_time=event_time,
             window_start=report.since,
-            window_end=report.request.until,
+            window_end=report.until,
             trigger_event_id=trigger,
             evidence=evidence,
-            cooldown_seconds=self.config.report_every_seconds,
+            cooldown_seconds=REPORT_COOLDOWN,
         )
 
     def model_state(self) -> Any:

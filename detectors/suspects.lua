@@ -9,9 +9,10 @@
 --       then per request: subject, since ('' = where the last report ended), until,
 --       initial (1 | 0), author ('' if none)
 -- Returns per request: author, first alert time ('' if none), suspects reported so far, the
---       `since` used, n, then n suspects (oldest first).
+--       `since` and `until` used, n, then n suspects (oldest first).
 -- An initial request always schedules a follow-up; a follow-up schedules the next one only
--- when it found new suspects, so a report ends by itself once the fake likes stop.
+-- when it found new suspects, so a report ends by itself once the fake likes stop. An answer
+-- cut at `max members` ends at its last suspect's time, and the rest is due at once.
 local ns = ARGV[1]
 local prefix = ns .. ':' .. ARGV[2] .. ':'
 local ttl = tonumber(ARGV[3])
@@ -31,8 +32,15 @@ while i <= n do
   local rep_key = prefix .. 'rep:' .. subject
   local stored = redis.call('HMGET', rep_key, 'author', 'first', 'n', 'until')
   if since == '' then since = stored[4] or upto end
-  local members = redis.call('ZRANGEBYSCORE', prefix .. 'sus:' .. subject, '(' .. since, upto,
-                             'LIMIT', 0, cap)
+  local found = redis.call('ZRANGEBYSCORE', prefix .. 'sus:' .. subject, '(' .. since, upto,
+                           'WITHSCORES', 'LIMIT', 0, cap)
+  local members = {}
+  for j = 1, #found, 2 do members[#members + 1] = found[j] end
+  local next_due = tonumber(upto) + every
+  if #members >= cap and cap > 0 then
+    upto = found[#found]
+    next_due = tonumber(upto)
+  end
   if author == '' then author = stored[1] or '' end
   local first = stored[2]
   if first == '' then first = false end
@@ -41,7 +49,7 @@ while i <= n do
   redis.call('HSET', rep_key, 'until', upto, 'author', author, 'first', first or '', 'n', total)
   redis.call('EXPIRE', rep_key, ttl)
   if initial or #members > 0 then
-    redis.call('ZADD', due_key, tonumber(upto) + every, subject)
+    redis.call('ZADD', due_key, next_due, subject)
     redis.call('EXPIRE', due_key, ttl)
   else
     redis.call('ZREM', due_key, subject)
@@ -50,6 +58,7 @@ while i <= n do
   out[#out + 1] = first or ''
   out[#out + 1] = total
   out[#out + 1] = since
+  out[#out + 1] = upto
   out[#out + 1] = #members
   for _, member in ipairs(members) do out[#out + 1] = member end
 end

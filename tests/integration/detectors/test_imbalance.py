@@ -95,6 +95,26 @@ def test_bought_likes_name_the_farm_and_the_author_but_not_the_genuine_likers(
     assert not [a for a in alerts if a.subject_kind == "account"]
 
 
+def test_reports_cut_at_max_accounts_continue_where_they_stopped(state: RedisState) -> None:
+    cfg = only_fan_imbalance()
+    cfg = dataclasses.replace(
+        cfg, fan_imbalance=dataclasses.replace(cfg.fan_imbalance, max_accounts=40)
+    )
+    start = T0 + 1800
+    pipeline = Pipeline(state, cfg)
+    # The whole delivery in one batch, then a trickle of unrelated likes: each later batch
+    # picks up the report where the previous answer was cut.
+    alerts = run(pipeline, bought_likes(start), batch=400)
+    for k in range(12):
+        later = like(f"later{k}", f"fan{k}", "essay0", "writer0", start + 2000 + k * 30)
+        alerts += pipeline.process([later]).alerts
+    posts = [a for a in alerts if a.subject_kind == "post"]
+    assert all(len(a.accounts) <= 41 for a in posts)  # 40 likers and the author
+    named = {acc for a in posts for acc in a.accounts}
+    assert {f"bot{k}" for k in range(300)} <= named
+    assert [a.window_end for a in posts] == sorted(a.window_end for a in posts)
+
+
 def test_viral_post_whose_views_back_its_likes_is_not_flagged(state: RedisState) -> None:
     start = T0 + 1800
     events: list[Event] = [author("small", 200)]
