@@ -72,7 +72,7 @@ class NewAccountSpikeConfig:
     min_likes: tuple[int, ...] = (40, 25, 40, 120)
     quantile: float = 0.99
     quantile_factor: float = 1.5
-    learn_fraction: float = 1.0
+    learn_fraction: float = 0.25
     learn_window_seconds: int = 3600
     min_new_likers: int = 5
     min_new_share: float = 0.6
