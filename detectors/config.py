@@ -167,6 +167,8 @@ class SwarmConfig:
     join_posts: int = 3
     join_post_share: float = 0.2
     group_post_share: float = 0.5
+    burst_min_likers: int = 15
+    burst_quick_share: float = 0.8
     max_neighbors: int = 200
     max_candidates: int = 200
     max_pairs_per_account: int = 2000
@@ -178,7 +180,12 @@ class SwarmConfig:
     state_ttl_seconds: int = 172800
 
     def __post_init__(self) -> None:
-        for name in ("lockstep_min_density", "ring_min_density", "ring_min_share"):
+        for name in (
+            "lockstep_min_density",
+            "ring_min_density",
+            "ring_min_share",
+            "burst_quick_share",
+        ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"swarm.{name} must be between 0 and 1")
         if min(self.lockstep_min_size, self.ring_min_size) < 3:

@@ -24,7 +24,8 @@
 -- ARGV: namespace, the settings (swarm.py `SwarmDetector.settings`, same order), then per
 -- like: actor, post, author, ts, quick (1: dwell under quick_dwell_ms, 0: slower or unknown).
 -- Returns, per group to report: event index (1-based), group id, kind ("l" | "r"), size,
--- density, posts, first ts, last ts, new members, edges, then the member count and members.
+-- density, posts, first ts, last ts, new members, edges, bursts, then the member count and
+-- members.
 --
 -- Keys are built here from ARGV, so this script needs a single Redis node (as windows.lua).
 
@@ -73,6 +74,8 @@ local group_post_members = tonumber(arg())
 local join_posts = tonumber(arg())
 local join_post_share = tonumber(arg())
 local group_post_share = tonumber(arg())
+local burst_min_likers = tonumber(arg())
+local burst_quick_share = tonumber(arg())
 
 local P = ns .. ':sw:'
 local function fmt(x) return string.format('%.6f', x) end
@@ -362,7 +365,7 @@ local function settle(kind, members, index, ts, first)
   if best and 2 * best_votes >= #members then
     gid = best
   elseif #fresh < min_size[kind] then
-    return
+    return nil
   else
     members = fresh
   end
@@ -372,6 +375,7 @@ local function settle(kind, members, index, ts, first)
                'alerted', fmt(ts))
   end
   touch(gid, index, ts, first, add_members(kind, gid, fresh))
+  return gid
 end
 
 -- ------------------------------------------------------------------------------ evidence
@@ -437,10 +441,46 @@ local function liker_name(member)
   return member, false
 end
 
+-- SynchroTrap's synchronised action on one object, with the no-view signal: a post that,
+-- within sync_seconds, gets burst_min_likers quick likes that are burst_quick_share of its
+-- likes then (organic likes are mostly viewed; a farm's batch of accounts presses the button
+-- on a fresh post within minutes) makes its quick likers a group at once, or grows the
+-- group most of them are in (`sw:pb:{post}` = group|time). Later quick likes of the same
+-- burst join that group.
+local function lockstep_burst(a, post, near, index, ts)
+  local found = redis.call('MGET', P .. 'pb:' .. post, P .. 'gm:l:' .. a)
+  if found[1] then
+    local f = split(found[1])
+    if not found[2] and ts - tonumber(f[2]) <= sync then
+      touch(f[1], index, ts, tonumber(f[2]), add_members('l', f[1], { a }))
+    end
+    return
+  end
+  local quick, total, first = {}, 0, ts
+  for k = 1, #near, 2 do
+    local at = tonumber(near[k + 1])
+    if at <= ts then
+      total = total + 1
+      local b, b_quick = liker_name(near[k])
+      if b_quick then
+        quick[#quick + 1] = b
+        first = math.min(first, at)
+      end
+    end
+  end
+  if #quick < burst_min_likers or #quick < burst_quick_share * total then return end
+  table.sort(quick)
+  local gid = settle('l', quick, index, ts, first)
+  if gid then
+    redis.call('SET', P .. 'pb:' .. post, gid .. '|' .. fmt(ts), 'EX', post_ttl)
+    redis.call('HINCRBY', P .. 'g:' .. gid, 'bursts', 1)
+  end
+end
+
 local function lockstep_evidence(a, post, quick, index, ts)
   local key = P .. 'pl:' .. post
   local member = a
-  if quick == 1 and quick_boost ~= 1 then member = a .. '*' end
+  if quick == 1 then member = a .. '*' end
   if redis.call('ZADD', key, 'NX', ts, member) == 0 then
     -- A redelivery (or a re-like): keep the newest time, count no new co-likes.
     redis.call('ZADD', key, 'GT', ts, member)
@@ -469,6 +509,7 @@ local function lockstep_evidence(a, post, quick, index, ts)
       pair_evidence(a, b, weight, index, ts, post)
     end
   end
+  if member ~= a and burst_min_likers > 0 then lockstep_burst(a, post, near, index, ts) end
   return true
 end
 
@@ -651,7 +692,7 @@ local out = {}
 for _, gid in ipairs(touched_order) do
   local t = touched[gid]
   local gk = P .. 'g:' .. gid
-  local g = redis.call('HMGET', gk, 'kind', 'reported', 'alerted', 'first', 'last')
+  local g = redis.call('HMGET', gk, 'kind', 'reported', 'alerted', 'first', 'last', 'bursts')
   local kind, reported, alerted = g[1], tonumber(g[2]), tonumber(g[3])
   local first, last = t.first, t.ts
   if g[4] then first = math.min(first, tonumber(g[4])) end
@@ -689,6 +730,7 @@ for _, gid in ipairs(touched_order) do
     out[#out + 1] = fmt(last)
     out[#out + 1] = size - reported
     out[#out + 1] = edges / 2
+    out[#out + 1] = tonumber(g[6] or '0')
     out[#out + 1] = size
     for _, x in ipairs(members) do out[#out + 1] = x end
   end

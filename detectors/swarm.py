@@ -18,7 +18,10 @@ A *group* is a set of at least ``*_min_size`` accounts each linked to at least
 ``*_min_density`` of the others; a ring member must also give ``ring_min_share`` of its likes
 to the group, which separates a ring from sociable accounts that reciprocate with many people
 (organic "you rated me, I rate you"), and small circles of friends stay under the minimum size.
-Groups are searched for around accounts with new edges (peeling the neighbourhood down to a
+A lockstep group is also founded at once by a *burst* (SynchroTrap's synchronised action on
+one object): ``burst_min_likers`` likes pressed without viewing, within ``sync_seconds`` on
+one post, and ``burst_quick_share`` of its likes then (organic likes of a busy post are mostly
+viewed). Groups are searched for around accounts with new edges (peeling the neighbourhood down to a
 dense set), within a work budget per batch; they grow when an account gets enough edges into
 one, and a lockstep group also the CopyCatch way: its *posts* are those its members like in
 sync and mostly alone, and an account that likes ``join_posts`` of them in sync joins (in a
@@ -39,8 +42,8 @@ Examples
 --------
 >>> from detectors.config import SwarmConfig
 >>> detector = SwarmDetector(SwarmConfig())
->>> detector.name, len(detector.settings()) == SETTINGS_COUNT
-('swarm', True)
+>>> detector.name, detector.settings()[:3]
+('swarm', [300.0, 3600, 1000])
 """
 
 from __future__ import annotations
@@ -55,9 +58,6 @@ from redis.commands.core import Script
 from detectors.base import ACTOR_LIKES, Batch, Detector, Finding
 from detectors.config import SwarmConfig
 from schemas.records import LikeEvent
-
-#: Number of settings the Lua script reads after the namespace (checked by the doctest).
-SETTINGS_COUNT = 38
 
 PATTERNS = {"l": "lockstep", "r": "ring"}
 
@@ -128,6 +128,8 @@ class SwarmDetector(Detector):
             c.join_posts,
             c.join_post_share,
             c.group_post_share,
+            c.burst_min_likers,
+            c.burst_quick_share,
         ]
 
     def detect(self, batch: Batch) -> list[Finding]:
@@ -158,7 +160,7 @@ def parse_reports(
     >>> from detectors.config import SwarmConfig
     >>> from schemas.records import LikeEvent
     >>> like = LikeEvent("e1", "like", "u1", "p1", "a1", 100.0)
-    >>> reply = [1, b"l-0f", b"l", 3, b"1.0", 2, b"40.0", b"100.0", 3, 3, 3, b"u1", b"u2", b"u3"]
+    >>> reply = [1, b"l-0f", b"l", 3, b"1.0", 2, b"40.0", b"100.0", 3, 3, 0, 3, b"u1", b"u2", b"u3"]
     >>> [f] = parse_reports(reply, [like], SwarmConfig(lockstep_min_size=3))
     >>> f.subject_id, f.accounts, f.evidence["pattern"], f.window_start, f.trigger_event_id
     ('l-0f', ('u1', 'u2', 'u3'), 'lockstep', 40.0, 'e1')
@@ -169,16 +171,20 @@ def parse_reports(
         index, gid, kind = int(flat[pos]), _text(flat[pos + 1]), _text(flat[pos + 2])
         size, density, posts = int(flat[pos + 3]), float(flat[pos + 4]), int(flat[pos + 5])
         first, last = float(flat[pos + 6]), float(flat[pos + 7])
-        new_members, edges, count = int(flat[pos + 8]), int(flat[pos + 9]), int(flat[pos + 10])
-        members = tuple(_text(m) for m in flat[pos + 11 : pos + 11 + count])
-        pos += 11 + count
+        new_members, edges, bursts = int(flat[pos + 8]), int(flat[pos + 9]), int(flat[pos + 10])
+        count = int(flat[pos + 11])
+        members = tuple(_text(m) for m in flat[pos + 12 : pos + 12 + count])
+        pos += 12 + count
         trigger = likes[index - 1]
         min_size, min_density = (
             (config.lockstep_min_size, config.lockstep_min_density)
             if kind == "l"
             else (config.ring_min_size, config.ring_min_density)
         )
-        score = math.sqrt((size / min_size) * (density / min_density)) if density > 0 else 0.0
+        # Size and density relative to the thresholds; a group founded on a burst met the
+        # burst test instead of the density one.
+        dense = max(density / min_density, 1.0 if bursts else 0.0)
+        score = math.sqrt(size / min_size * dense)
         findings.append(
             Finding(
                 detector=SwarmDetector.name,
@@ -196,6 +202,7 @@ def parse_reports(
                     "size": size,
                     "density": round(density, 4),
                     "edges": edges,
+                    "bursts": bursts,
                     "posts": posts,
                     "new_members": new_members,
                     "span_seconds": round(max(last, trigger.ts) - min(first, trigger.ts), 1),

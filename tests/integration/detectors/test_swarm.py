@@ -7,6 +7,7 @@ background likes. Only the swarm detector runs, so other detectors' tuning canno
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import zlib
 from collections.abc import Sequence
@@ -103,10 +104,28 @@ def test_lockstep_farm_is_one_group_with_its_members_only(state: RedisState) -> 
     assert len({a.subject_id for a in alerts}) == 1
     assert flagged(alerts) == set(FARM)
     first = alerts[0]
-    assert first.evidence["size"] >= 15 and first.evidence["density"] >= 0.6
+    assert first.evidence["size"] >= 15 and first.evidence["bursts"] >= 1
     assert first.window_start <= first.event_time <= first.window_end
-    # Found from its first posts, not at the end: the second post already links the farm.
-    assert first.event_time < T0 + 2 * 600 + 120
+    # Twenty accounts pressing like on one fresh post within two minutes without viewing it:
+    # found during the first post.
+    assert first.event_time < T0 + 120
+
+
+@pytest.mark.parametrize("without", ["burst test", "dwell data"])
+def test_pairs_alone_find_the_farm_within_a_few_posts(state: RedisState, without: str) -> None:
+    rng = random.Random(1)
+    events = organic(rng) + farm(rng, FARM, range(6))
+    if without == "dwell data":
+        events = [dataclasses.replace(e, dwell_ms=None) for e in events]
+    alerts = run(pipeline(state, burst_min_likers=0), events)
+    assert flagged(alerts) == set(FARM)
+    first = alerts[0]
+    assert first.evidence["bursts"] == 0
+    assert first.evidence["size"] >= 15 and first.evidence["density"] >= 0.6
+    # Quick co-likes weigh more, so with dwell data the second post links the farm; without
+    # it, co-likes on a 20-liker post weigh about 0.35 each, and edges need 1.5.
+    posts_needed = 2 if without == "burst test" else 5
+    assert first.event_time < T0 + (posts_needed - 1) * 600 + 120
 
 
 def test_workers_that_see_different_accounts_find_the_same_group(state: RedisState) -> None:

@@ -40,7 +40,7 @@ def like(n: int, actor: str = "u1", ts: float = 100.0) -> LikeEvent:
 
 
 def reply_row(
-    index: int, gid: str, kind: str, members: list[str], density: float = 0.8
+    index: int, gid: str, kind: str, members: list[str], density: float = 0.8, bursts: int = 0
 ) -> list[Any]:
     return [
         index,
@@ -53,6 +53,7 @@ def reply_row(
         b"160.000000",
         len(members),
         len(members) * 2,
+        bursts,
         len(members),
         *(m.encode() for m in members),
     ]
@@ -87,6 +88,9 @@ def test_score_is_one_at_the_thresholds_and_grows_with_size_and_density() -> Non
     (denser,) = parse_reports(reply_row(1, "l-1", "l", members, 1.0), likes, config)
     assert larger.score == pytest.approx(2.0)
     assert denser.score > at_threshold.score
+    # A group founded on a burst has few edges yet: the burst stands in for density.
+    (burst,) = parse_reports(reply_row(1, "l-1", "l", bigger, 0.1, bursts=1), likes, config)
+    assert burst.score == pytest.approx(2.0) and burst.evidence["bursts"] == 1
 
 
 def test_window_covers_the_trigger_even_when_evidence_is_older() -> None:
