@@ -76,6 +76,7 @@ class NewAccountSpikeConfig:
     learn_window_seconds: int = 3600
     min_new_likers: int = 5
     min_new_share: float = 0.6
+    author_min_new_share: float = 0.5
     report_every_seconds: float = 600.0
     max_accounts: int = 1000
     state_ttl_seconds: int = 172800
@@ -83,8 +84,10 @@ class NewAccountSpikeConfig:
     def __post_init__(self) -> None:
         if not 0 < self.quantile < 1:
             raise ConfigError("new_account_spike.quantile must be between 0 and 1")
-        if not 0 < self.min_new_share <= 1:
-            raise ConfigError("new_account_spike.min_new_share must be in (0, 1]")
+        if not 0 < self.min_new_share <= 1 or not 0 <= self.author_min_new_share <= 1:
+            raise ConfigError(
+                "new_account_spike.min_new_share must be in (0, 1], author_min_new_share in [0, 1]"
+            )
         if self.min_new_likers < 1:
             raise ConfigError("new_account_spike.min_new_likers must be at least 1")
         if self.report_every_seconds <= 0 or self.max_age_seconds <= 0:

@@ -1,23 +1,26 @@
 -- new_account_spike, one call per batch: account ages, new likers per post, and follow-up
 -- reports that fell due.
 --
--- ARGV: namespace, max_age, window, ttl, cap, now, min_new, min_share, then one JSON object:
+-- ARGV: namespace, max_age, window, ttl, cap, now, min_new, min_share, day, then one JSON
+--       object:
 --   actors: [[actor, created_at from an event or '' (look it up)], ...]
 --   likes:  [[actor index (1-based), post, ts], ...]  likes by new or not yet known accounts
 --   posts:  [[post, [ts, ...]], ...]   posts those likes went to, with the likes' times
 -- Returns one JSON object:
 --   created: per actor, created_at ('' unknown: neither the event nor a snapshot has it)
 --   posts:   per post [new likers, distinct likers, position (1-based) of the like they are
---            counted at, reported-until ('' none), 1 if a follow-up is scheduled else 0].
---            Counts are over (t - window, t] at the post's first like (of those given) where
---            both bars are met (at least min_new new likers, making at least min_share of
---            all), else at its last: the finding's time is the like that crossed the bar, not
---            the end of the batch.
+--            counted at, new likers and distinct likers over the day (0 unless both bars are
+--            met), reported-until ('' none),
+--            1 if a follow-up is scheduled else 0]. Counts are over (t - window, t] (and
+--            (t - day, t]) at the post's first like (of those given) where both bars are met
+--            (at least min_new new likers, making at least min_share of all), else at its
+--            last: the finding's time is the like that crossed the bar, not the end of the
+--            batch.
 --   due:     subjects whose follow-up fell due (claimed: removed from the queue)
 --
 -- Keys: {ns}:acct:{id} (account snapshots, read), {ns}:likers:{post} (distinct likers, read;
 -- see post_likers.lua), {ns}:na:sus:p:{post} (new likers -> latest like time, trimmed to
--- `window`, at most `cap` members, TTL `ttl`), {ns}:na:rep:{subject} and {ns}:na:due (see
+-- `day`, at most `cap` members, TTL `ttl`), {ns}:na:rep:{subject} and {ns}:na:due (see
 -- suspects.lua).
 local ns = ARGV[1]
 local max_age = tonumber(ARGV[2])
@@ -27,7 +30,8 @@ local cap = tonumber(ARGV[5])
 local now = ARGV[6]
 local min_new = tonumber(ARGV[7])
 local min_share = tonumber(ARGV[8])
-local batch = cjson.decode(ARGV[9])
+local day = tonumber(ARGV[9])
+local batch = cjson.decode(ARGV[10])
 local prefix = ns .. ':na:'
 
 local created, born = {}, {}
@@ -50,7 +54,7 @@ for _, like in ipairs(batch.likes) do
   end
 end
 for key, newest in pairs(touched) do
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. string.format('%.6f', newest - window))
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. string.format('%.6f', newest - day))
   local excess = redis.call('ZCARD', key) - cap
   if excess > 0 then redis.call('ZREMRANGEBYRANK', key, 0, excess - 1) end
   redis.call('EXPIRE', key, ttl)
@@ -58,8 +62,8 @@ end
 
 local due_key = prefix .. 'due'
 local posts = {}
-local function count(key, t)
-  return redis.call('ZCOUNT', key, '(' .. string.format('%.6f', t - window),
+local function count(key, t, length)
+  return redis.call('ZCOUNT', key, '(' .. string.format('%.6f', t - (length or window)),
                     string.format('%.6f', t))
 end
 for p, post in ipairs(batch.posts) do
@@ -78,8 +82,14 @@ for p, post in ipairs(batch.posts) do
       end
     end
   end
+  -- Over the day too, for whether the post's engagement is the new accounts' doing.
+  local new_day, likers_day = 0, 0
+  if new >= min_new and new >= min_share * likers then
+    new_day = count(sus_key, times[at], day)
+    likers_day = math.max(new_day, count(likers_key, times[at], day))
+  end
   posts[p] = {
-    new, likers, at,
+    new, likers, at, new_day, likers_day,
     redis.call('HGET', prefix .. 'rep:' .. subject, 'until') or '',
     redis.call('ZSCORE', due_key, subject) and 1 or 0,
   }

@@ -7,9 +7,11 @@ quantile)``, a bar about half the burst bar: an account minutes old has no histo
 explain a sustained spree.
 
 *Target side.* Every like by a new account is added to the post's set of new likers (Redis,
-last hour). A post is flagged when at least ``min_new_likers`` of its distinct likers of the
+last day). A post is flagged when at least ``min_new_likers`` of its distinct likers of the
 last hour are new and they make at least ``min_new_share`` of them. The alert (subject: the
-post) names the new likers and the author (the beneficiary); while new likers keep coming,
+post) names the new likers, and the author as beneficiary when new accounts are at least
+``author_min_new_share`` of the post's likers over the day (a farm liking a popular post in
+passing, as camouflage, does not implicate its author); while new likers keep coming,
 follow-ups name the later ones (:class:`~detectors.accounts.SuspectReports`).
 
 Cost per batch: one pass over the events in Python, in which likes by accounts known to be
@@ -31,6 +33,7 @@ from typing import Any, ClassVar
 from redis.commands.core import Script
 
 from detectors.accounts import (
+    DAY,
     LIKER_WINDOWS,
     RECENT,
     REPORT_COOLDOWN,
@@ -49,6 +52,24 @@ from detectors.windows import ADDED, LATE, WindowCounts
 
 PREFIX = "na"
 POST = "p:"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What the batch script counted for a post liked by new accounts.
+
+    ``index`` is the like the counts are taken at (the first that met both bars, else the
+    post's last candidate like); ``new_likers``/``likers`` are over the last hour, the ``_day``
+    counts over the day (0 unless both bars were met).
+    """
+
+    index: int
+    new_likers: int
+    likers: int
+    new_likers_day: int
+    likers_day: int
+    reported_until: float | None
+    scheduled: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,18 +190,24 @@ class NewAccountSpikeDetector(Detector):
 
         findings = self._actor_side(batch, candidates, born_at)
         requests: list[ReportRequest] = []
-        context: dict[str, tuple[int, TargetVerdict]] = {}
-        for post, (index, new_likers, likers, reported_until, scheduled) in targets.items():
-            verdict = judge_target(new_likers, likers, cfg.min_new_likers, cfg.min_new_share)
-            if scheduled or not verdict.flagged:
+        context: dict[str, tuple[Target, TargetVerdict]] = {}
+        for post, target in targets.items():
+            verdict = judge_target(
+                target.new_likers, target.likers, cfg.min_new_likers, cfg.min_new_share
+            )
+            if target.scheduled or not verdict.flagged:
                 continue
-            event = batch.events[index]
+            event = batch.events[target.index]
             since = event.ts - self.window
-            if reported_until is not None:
-                since = max(since, reported_until)
+            if target.reported_until is not None:
+                since = max(since, target.reported_until)
             subject = POST + post
-            requests.append(ReportRequest(subject, since, event.ts, True, event.author_id))
-            context[subject] = (index, verdict)
+            # The author profits only from a post whose engagement the new accounts make: a
+            # popular post a farm likes in passing (camouflage) does not implicate its author.
+            implicated = target.new_likers_day >= cfg.author_min_new_share * target.likers_day
+            author = event.author_id if implicated else ""
+            requests.append(ReportRequest(subject, since, event.ts, True, author))
+            context[subject] = (target, verdict)
         for subject in due:
             if subject not in context:
                 requests.append(ReportRequest(subject, None, now, False))
@@ -212,14 +239,13 @@ class NewAccountSpikeDetector(Detector):
         now: float,
     ) -> tuple[
         dict[str, float | None],
-        dict[str, tuple[int, int, int, float | None, bool]],
+        dict[str, Target],
         list[str],
     ]:
         """One round trip (see ``new_accounts.lua``).
 
-        Returns the creation times found for the accounts, per post liked by a candidate
-        ``(event index counted at, new likers, likers, reported-until, follow-up scheduled)``,
-        and the due follow-ups.
+        Returns the creation times found for the accounts, what the script counted for each
+        post liked by a candidate, and the due follow-ups.
         """
         cfg = self.config
         slot = {actor: position + 1 for position, actor in enumerate(created)}
@@ -243,6 +269,7 @@ class NewAccountSpikeDetector(Detector):
             repr(now),
             cfg.min_new_likers,
             repr(float(cfg.min_new_share)),
+            LIKER_WINDOWS[DAY],
             json.dumps(payload, separators=(",", ":")),
         ]
         script = load_script(batch.state, "new_accounts", self._scripts)
@@ -253,8 +280,16 @@ class NewAccountSpikeDetector(Detector):
             for actor, value in zip(created, reply["created"] or [], strict=True)
         }
         targets = {
-            post: (by_post[post][int(at) - 1], int(new), int(likers), parse_float(until), bool(due))
-            for post, (new, likers, at, until, due) in zip(
+            post: Target(
+                index=by_post[post][int(at) - 1],
+                new_likers=int(new),
+                likers=int(likers),
+                new_likers_day=int(new_day),
+                likers_day=int(likers_day),
+                reported_until=parse_float(until),
+                scheduled=bool(due),
+            )
+            for post, (new, likers, at, new_day, likers_day, until, due) in zip(
                 by_post, reply["posts"] or [], strict=True
             )
         }
@@ -312,7 +347,7 @@ class NewAccountSpikeDetector(Detector):
         self,
         batch: Batch,
         report: Report,
-        context: tuple[int, TargetVerdict] | None,
+        context: tuple[Target, TargetVerdict] | None,
         now: float,
     ) -> Finding | None:
         subject = report.request.subject
@@ -324,7 +359,7 @@ class NewAccountSpikeDetector(Detector):
             accounts.append(report.author)
         evidence: dict[str, Any] = {
             "side": "target",
-            "author_id": report.author,
+            "author_implicated": bool(report.author),
             "window_seconds": self.window,
             "new_account_max_age_seconds": self.config.max_age_seconds,
             "new_likers_named": len(report.suspects),
@@ -332,18 +367,24 @@ class NewAccountSpikeDetector(Detector):
             "follow_up": context is None,
         }
         if context is not None:
-            index, verdict = context
-            event = batch.events[index]
+            target, verdict = context
+            event = batch.events[target.index]
             event_time, trigger, score = event.ts, event.event_id, verdict.score
             evidence.update(
+                author_id=event.author_id,
                 new_likers=verdict.new_likers,
                 likers=verdict.likers,
                 new_share=round(verdict.share, 3),
                 min_new_likers=self.config.min_new_likers,
                 min_new_share=self.config.min_new_share,
+                new_likers_day=target.new_likers_day,
+                likers_day=target.likers_day,
+                author_min_new_share=self.config.author_min_new_share,
             )
         else:
             event_time, trigger, score = now, f"follow-up:{subject}:{now!r}", 1.0
+            if report.author:
+                evidence["author_id"] = report.author
         return Finding(
             detector=self.name,
             subject_kind="post",

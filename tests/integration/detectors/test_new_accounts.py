@@ -162,6 +162,40 @@ def test_post_liked_mostly_by_new_accounts_implicates_every_one_of_them(
     assert not any(acc.startswith("user") for acc in named)
 
 
+def test_farm_liking_a_popular_post_in_passing_does_not_implicate_its_author(
+    state: RedisState,
+) -> None:
+    start = T0 + 12 * 3600
+    earlier = [
+        LikeEvent(
+            f"c{i}", "like", f"user{i}", "classic", "star", T0 + i * 600, actor_created_at=OLD
+        )
+        for i in range(60)
+    ]
+    farm = [
+        LikeEvent(
+            f"f{i}",
+            "like",
+            f"farm{i}",
+            "classic",
+            "star",
+            start + i * 60,
+            actor_created_at=start - 1800,
+            dwell_ms=500,
+        )
+        for i in range(6)
+    ]
+    alerts = run(Pipeline(state, only_new_account_spike()), earlier + farm)
+    assert [a.subject_id for a in alerts] == ["classic"]
+    alert = alerts[0]
+    assert set(alert.accounts) <= {f"farm{i}" for i in range(6)}
+    assert len(alert.accounts) >= 5
+    assert "star" not in alert.accounts
+    assert not alert.evidence["author_implicated"]
+    assert alert.evidence["author_id"] == "star"
+    assert alert.evidence["likers_day"] > 2 * alert.evidence["new_likers_day"]
+
+
 def test_popular_post_with_a_few_new_likers_is_not_flagged(state: RedisState) -> None:
     start = T0 + 1800
     crowd = [

@@ -84,6 +84,7 @@ def test_defaults_have_one_floor_per_window_length() -> None:
         ("[new_account_spike]\nquantile = 1.0\n", "between 0 and 1"),
         ("[new_account_spike]\nmin_new_share = 0\n", "min_new_share"),
         ("[new_account_spike]\nmin_new_likers = 0\n", "min_new_likers"),
+        ("[new_account_spike]\nauthor_min_new_share = 1.5\n", "author_min_new_share"),
         ("[new_account_spike]\nlearn_window_seconds = 7\n", "learn_window_seconds"),
         ("[new_account_spike]\nreport_every_seconds = 0\n", "report_every_seconds"),
     ],
