@@ -100,13 +100,14 @@ def _run(capture: Path, redis_url: str, profiler: cProfile.Profile | None) -> di
         if profiler is not None:
             profiler.disable()
         seconds = time.perf_counter() - started
+        redis_calls = {op: (len(t), sum(t)) for op, t in timings.items()}  # before clean-up
     finally:
         pipeline.state.delete_namespace()
     return {
         "events": summary.events,
         "seconds": seconds,
         "detectors": [d.name for d in pipeline.detectors],
-        "redis": {op: (len(t), sum(t)) for op, t in timings.items()},
+        "redis": redis_calls,
     }
 
 
