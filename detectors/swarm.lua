@@ -402,13 +402,17 @@ local function pair_evidence(a, b, w, index, ts, post)
   weight, count = weight + w, count + 1
   last = math.max(last, ts)
   first = math.min(first, ts)
-  if strong == 0 and weight >= edge_weight then
+  -- strong: 1 an edge, 0 not yet, -c: the share test failed at c co-likes (heavy users);
+  -- tried again only once the co-likes have grown by half.
+  if strong <= 0 and weight >= edge_weight and count >= -1.5 * strong then
     local la, lb = math.max(1, activity(a, ts)), math.max(1, activity(b, ts))
     if count / math.sqrt(la * lb) >= edge_cosine then
       strong = 1
       add_neighbor('l', a, b, ts)
       add_neighbor('l', b, a, ts)
       new_edges[#new_edges + 1] = { 'l', a, b, index, ts, first }
+    else
+      strong = -count
     end
   elseif strong == 1 then
     add_neighbor('l', a, b, ts)
@@ -417,7 +421,7 @@ local function pair_evidence(a, b, w, index, ts, post)
     if found[1] and found[1] == found[2] then touch(found[1], index, ts, first, 0) end
   end
   if redis.call('HSET', key, y, fmt(weight) .. '|' .. fmt(count) .. '|' .. fmt(last) .. '|'
-                .. fmt(first) .. '|' .. strong) == 1 then
+                .. fmt(first) .. '|' .. string.format('%.2f', strong)) == 1 then
     keep(key, ttl)
     if sampled() and redis.call('HLEN', key) > max_pairs then
       -- Over the cap: forget the pairs with the least (decayed) weight, half of them.
@@ -631,17 +635,11 @@ for _, e in ipairs(new_edges) do
     local need = min_density[kind] * (min_size[kind] - 1)
     for _, x in ipairs({ a, b }) do
       local degree = redis.call('ZCARD', P .. 'nb:' .. kind .. ':' .. x)
+      -- Lockstep seeds wait best connected first (farm members have many edges at once);
+      -- ring seeds fewest partners first: a ring member has its ring (a search of that
+      -- size), a sociable account hundreds of partners, and must not hold up the rings.
       local priority = degree
-      if degree >= need and kind == 'r' then
-        -- A sociable account whose partners together get less than ring_min_share of its
-        -- likes cannot be in a ring at all: no search. The others wait fewest partners
-        -- first: a ring member has its ring (a search of that size), a sociable account
-        -- hundreds of partners, and must not hold up the rings behind it.
-        priority = -degree
-        if likes_into(x, neighbors('r', x, ts), ts) < ring_min_share * activity(x, ts) then
-          degree = -1
-        end
-      end
+      if kind == 'r' then priority = -degree end
       if degree >= need then
         redis.call('ZADD', P .. 'wait:' .. kind, priority, x)
         redis.call('HSET', P .. 'wd:' .. kind, x, degree)
@@ -665,7 +663,19 @@ for _, kind in ipairs({ 'l', 'r' }) do
     local failed_at = tonumber(redis.call('GET', failed_key) or '0')
     -- A search that failed is repeated only once the account has more edges (a quarter more,
     -- at least one): its neighbours' new edges put them on the list themselves.
-    if not group_of(kind, x) and degree >= failed_at + math.max(1, 0.25 * failed_at) then
+    local worth = not group_of(kind, x)
+      and degree >= failed_at + math.max(1, 0.25 * failed_at)
+    if worth and kind == 'r' then
+      -- An account whose partners together get less than ring_min_share of its likes
+      -- cannot be in a ring: no search.
+      local partners = neighbors('r', x, batch_ts)
+      work = work + #partners
+      if likes_into(x, partners, batch_ts) < ring_min_share * activity(x, batch_ts) then
+        redis.call('SET', failed_key, degree, 'EX', ttl)
+        worth = false
+      end
+    end
+    if worth then
       local seed = seeds[kind .. ':' .. x] or { index, batch_ts, batch_ts }
       local members = peel(kind, x, batch_ts)
       if members then
