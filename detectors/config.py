@@ -179,7 +179,7 @@ class SwarmConfig:
     max_search_work: int = 20000
     max_waiting: int = 1000
     realert_growth: float = 0.25
-    realert_seconds: float = 600.0
+    realert_seconds: float = 1800.0
     state_ttl_seconds: int = 172800
 
     def __post_init__(self) -> None:

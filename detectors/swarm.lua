@@ -359,10 +359,12 @@ local function settle(kind, members, index, ts, first)
   for _, x in ipairs(members) do
     if not group_of(kind, x) then fresh[#fresh + 1] = x end
   end
-  -- Grow a known group only when it holds at least half of the dense set: two dense sets
-  -- that merely touch stay apart. Otherwise the accounts in no group yet may found one.
+  -- Grow the known group holding most of the set when it holds a quarter of it (at least
+  -- group_post_members): bursts of a sparse farm are different subsets of it, each sharing
+  -- a part with the last. Sets that merely touch a group (a member or two) stay apart, and
+  -- their accounts in no group yet may found one.
   local gid = nil
-  if best and 2 * best_votes >= #members then
+  if best and 4 * best_votes >= #members and best_votes >= group_post_members then
     gid = best
   elseif #fresh < min_size[kind] then
     return nil
