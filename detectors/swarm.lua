@@ -16,10 +16,11 @@
 -- wait for a search (`sw:wait:{kind}`), which peels the account's neighbourhood (drop the
 -- weakest account until each is linked to >= min_density of the others and, for rings,
 -- gives >= min_share of its likes to the rest); a dense set of >= min_size founds a group or
--- grows the group holding half of it. A lockstep group also grows CopyCatch's way: accounts
--- that like its posts in sync with it join. Group ids are content hashes fixed when the group
--- is founded and found again through the members (`sw:gm:{kind}:{account}`), so a group keeps
--- its id on every worker and after restarts.
+-- grows the group holding a quarter of it. So does a lockstep burst: burst_min_likers quick
+-- likes on one post within sync_seconds, most of its likes then (`sw:pb:{post}`). A lockstep
+-- group also grows CopyCatch's way: accounts that like its posts in sync with it join. Group
+-- ids are content hashes fixed when the group is founded and found again through the members
+-- (`sw:gm:{kind}:{account}`), so a group keeps its id on every worker and after restarts.
 --
 -- ARGV: namespace, the settings (swarm.py `SwarmDetector.settings`, same order), then per
 -- like: actor, post, author, ts, quick (1: dwell under quick_dwell_ms, 0: slower or unknown).
