@@ -14,36 +14,20 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import faust
 from faust.types import EventT
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from stream.app import RAW_TOPIC, new_faust_app
 from stream.config import Settings
 
 
 def create_bare_app(settings: Settings, registry: CollectorRegistry) -> faust.App:
     """A Faust app with one agent that counts and acks batches, nothing else."""
-    app = faust.App(
-        settings.app_id,
-        broker=settings.broker,
-        store="memory://",
-        web_enabled=False,
-        topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        broker_session_timeout=settings.session_timeout_seconds,
-        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
-    )
-    raw: dict[str, Any] = {
-        "key_type": bytes,
-        "value_type": bytes,
-        "key_serializer": "raw",
-        "value_serializer": "raw",
-    }
-    likes_topic = app.topic(settings.likes_topic, **raw)
+    # The worker's own consumer settings, so the two runs differ only in what the agent does.
+    app = new_faust_app(settings)
+    likes_topic = app.topic(settings.likes_topic, **RAW_TOPIC)
     events = Counter("likeguard_events", "Records taken and acked.", registry=registry)
     last_processed = Gauge(
         "likeguard_last_processed_timestamp_seconds",

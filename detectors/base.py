@@ -46,6 +46,34 @@ class Finding:
     cooldown_seconds: float | None = None
 
 
+def actor_finding(
+    detector: str,
+    event: LikeEvent,
+    score: float,
+    window_seconds: float,
+    evidence: dict[str, Any],
+) -> Finding:
+    """A finding about the event's actor, over the window of ``window_seconds`` ending at it.
+
+    >>> e = LikeEvent("e-1", "like", "a-1", "p-1", "u-1", 1000.0)
+    >>> f = actor_finding("burst", e, 1.5, 60, {})
+    >>> f.subject_id, f.accounts, f.window_start, f.window_end, f.trigger_event_id
+    ('a-1', ('a-1',), 940.0, 1000.0, 'e-1')
+    """
+    return Finding(
+        detector=detector,
+        subject_kind="account",
+        subject_id=event.actor_id,
+        accounts=(event.actor_id,),
+        score=score,
+        event_time=event.ts,
+        window_start=event.ts - window_seconds,
+        window_end=event.ts,
+        trigger_event_id=event.event_id,
+        evidence=evidence,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Batch:
     """One batch of like/unlike events, in processing order, with their window counts.

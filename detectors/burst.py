@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 
 from redis.commands.core import Script
 
-from detectors.base import ACTOR_LIKES, Batch, Detector, Finding, sampled
+from detectors.base import ACTOR_LIKES, Batch, Detector, Finding, actor_finding, sampled
 from detectors.config import BurstConfig
 from detectors.models import PopulationQuantiles
 from detectors.state import RedisState
@@ -315,17 +315,12 @@ class BurstDetector(Detector):
         ratio, r, verdict = best
         length = self.lengths[r]
         gap_s = self.lengths[gap]
-        return Finding(
-            detector=self.name,
-            subject_kind="account",
-            subject_id=event.actor_id,
-            accounts=(event.actor_id,),
-            score=ratio,
-            event_time=event.ts,
-            window_start=event.ts - length,
-            window_end=event.ts,
-            trigger_event_id=event.event_id,
-            evidence={
+        return actor_finding(
+            self.name,
+            event,
+            ratio,
+            length,
+            {
                 "window_seconds": length,
                 "likes_in_window": counts[r],
                 "threshold": round(verdict.threshold, 3),

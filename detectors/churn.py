@@ -30,7 +30,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from detectors.base import ACTOR_LIKES, ACTOR_UNLIKES, Batch, Detector, Finding, sampled
+from detectors.base import (
+    ACTOR_LIKES,
+    ACTOR_UNLIKES,
+    Batch,
+    Detector,
+    Finding,
+    actor_finding,
+    sampled,
+)
 from detectors.config import ChurnConfig
 from detectors.models import PopulationQuantiles
 from detectors.state import RedisState
@@ -180,17 +188,12 @@ class ChurnDetector(Detector):
             return None
         score, r, verdict = best
         length = self.lengths[r]
-        return Finding(
-            detector=self.name,
-            subject_kind="account",
-            subject_id=event.actor_id,
-            accounts=(event.actor_id,),
-            score=score,
-            event_time=event.ts,
-            window_start=event.ts - length,
-            window_end=event.ts,
-            trigger_event_id=event.event_id,
-            evidence={
+        return actor_finding(
+            self.name,
+            event,
+            score,
+            length,
+            {
                 "window_seconds": length,
                 "likes": like_counts[r],
                 "unlikes": unlikes[r],

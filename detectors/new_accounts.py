@@ -45,7 +45,7 @@ from detectors.accounts import (
     load_script,
     parse_float,
 )
-from detectors.base import ACTOR_LIKES, Batch, Detector, Finding, sampled
+from detectors.base import ACTOR_LIKES, Batch, Detector, Finding, actor_finding, sampled
 from detectors.config import NewAccountSpikeConfig, WindowsConfig
 from detectors.models import PopulationQuantiles
 from detectors.windows import ADDED, LATE, WindowCounts
@@ -319,17 +319,12 @@ class NewAccountSpikeDetector(Detector):
                 continue
             length = self.lengths[best]
             findings.append(
-                Finding(
-                    detector=self.name,
-                    subject_kind="account",
-                    subject_id=event.actor_id,
-                    accounts=(event.actor_id,),
-                    score=best_ratio,
-                    event_time=event.ts,
-                    window_start=event.ts - length,
-                    window_end=event.ts,
-                    trigger_event_id=event.event_id,
-                    evidence={
+                actor_finding(
+                    self.name,
+                    event,
+                    best_ratio,
+                    length,
+                    {
                         "side": "actor",
                         "account_age_seconds": round(age, 1),
                         "window_seconds": length,

@@ -107,9 +107,18 @@ class Detection:
                     log.warning("could not checkpoint models on shutdown: %s", err)
 
 
-def create_app(settings: Settings, metrics: Metrics) -> faust.App:
-    """The Faust app with its topics and agents, configured from ``settings``."""
-    app = faust.App(
+#: Topic options for records likeguard decodes itself (so bad bytes reach the dead letters).
+RAW_TOPIC: dict[str, Any] = {
+    "key_type": bytes,
+    "value_type": bytes,
+    "key_serializer": "raw",
+    "value_serializer": "raw",
+}
+
+
+def new_faust_app(settings: Settings) -> faust.App:
+    """A Faust app with likeguard's consumer settings and no agents (the bench reuses it)."""
+    return faust.App(
         settings.app_id,
         broker=settings.broker,
         store="memory://",
@@ -121,16 +130,15 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
     )
-    raw: dict[str, Any] = {
-        "key_type": bytes,
-        "value_type": bytes,
-        "key_serializer": "raw",
-        "value_serializer": "raw",
-    }
-    likes_topic = app.topic(settings.likes_topic, **raw)
-    accounts_topic = app.topic(settings.accounts_topic, **raw)
-    alerts_topic = app.topic(settings.alerts_topic, **raw)
-    dead_letter_topic = app.topic(settings.dead_letter_topic, **raw)
+
+
+def create_app(settings: Settings, metrics: Metrics) -> faust.App:
+    """The Faust app with its topics and agents, configured from ``settings``."""
+    app = new_faust_app(settings)
+    likes_topic = app.topic(settings.likes_topic, **RAW_TOPIC)
+    accounts_topic = app.topic(settings.accounts_topic, **RAW_TOPIC)
+    alerts_topic = app.topic(settings.alerts_topic, **RAW_TOPIC)
+    dead_letter_topic = app.topic(settings.dead_letter_topic, **RAW_TOPIC)
     detection = Detection(settings, metrics)
 
     async def handle(batch: Sequence[EventT]) -> None:
