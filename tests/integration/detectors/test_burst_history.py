@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 
 import pytest
 
 from detectors.config import BurstConfig, Config, load_config
 from detectors.pipeline import Pipeline
 from detectors.state import RedisState
-from schemas.records import Alert, LikeEvent
+from schemas.records import Alert, Event, LikeEvent
+from tests.support.pipelines import only, run_batches
 
 pytestmark = pytest.mark.integration
 T0 = 1793491200.0
@@ -19,13 +21,7 @@ OLD = T0 - 365 * 86400.0  # every account here was created long before watching 
 
 
 def only_burst(burst: BurstConfig | None = None) -> Config:
-    cfg = load_config()
-    disabled = {
-        f.name: dataclasses.replace(getattr(cfg, f.name), enabled=False)
-        for f in dataclasses.fields(cfg)
-        if f.name != "burst" and hasattr(getattr(cfg, f.name), "enabled")
-    }
-    return dataclasses.replace(cfg, burst=burst or cfg.burst, **disabled)
+    return only("burst", **({"burst": burst} if burst else {}))
 
 
 def likes(actor: str, start: float, count: int, span: float) -> list[LikeEvent]:
@@ -54,12 +50,8 @@ def background(hours: int) -> list[LikeEvent]:
     ]
 
 
-def run(pipeline: Pipeline, events: list[LikeEvent], batch: int = 200) -> list[Alert]:
-    events = sorted(events, key=lambda e: e.ts)
-    alerts: list[Alert] = []
-    for i in range(0, len(events), batch):
-        alerts += pipeline.process(events[i : i + batch]).alerts
-    return alerts
+def run(pipeline: Pipeline, events: Sequence[Event], batch: int = 200) -> list[Alert]:
+    return run_batches(pipeline, events, batch)
 
 
 def heavy_liker() -> list[LikeEvent]:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Sequence
 
 import pytest
 
-from detectors.config import Config, load_config
+from detectors.config import Config
 from detectors.pipeline import Pipeline
 from detectors.state import RedisState
-from schemas.records import Alert, LikeEvent
+from schemas.records import Alert, Event, LikeEvent
+from tests.support.pipelines import only, run_batches
 
 pytestmark = pytest.mark.integration
 T0 = 1793491200.0
@@ -17,13 +18,7 @@ HOUR = 3600.0
 
 
 def only_churn() -> Config:
-    cfg = load_config()
-    disabled = {
-        f.name: dataclasses.replace(getattr(cfg, f.name), enabled=False)
-        for f in dataclasses.fields(cfg)
-        if f.name != "churn" and hasattr(getattr(cfg, f.name), "enabled")
-    }
-    return dataclasses.replace(cfg, **disabled)
+    return only("churn")
 
 
 def like(actor: str, post: str, ts: float, tag: str = "") -> LikeEvent:
@@ -68,12 +63,8 @@ def ordinary_people() -> list[LikeEvent]:
     return events
 
 
-def run(pipeline: Pipeline, events: list[LikeEvent], batch: int = 200) -> list[Alert]:
-    events = sorted(events, key=lambda e: e.ts)
-    alerts: list[Alert] = []
-    for i in range(0, len(events), batch):
-        alerts += pipeline.process(events[i : i + batch]).alerts
-    return alerts
+def run(pipeline: Pipeline, events: Sequence[Event], batch: int = 200) -> list[Alert]:
+    return run_batches(pipeline, events, batch)
 
 
 def test_ordinary_unlikers_are_never_flagged(state: RedisState) -> None:

@@ -12,6 +12,7 @@ from detectors.imbalance import FanImbalanceDetector
 from detectors.pipeline import Pipeline
 from detectors.state import RedisState
 from schemas.records import AccountSnapshot, Alert, Event, LikeEvent, PostSnapshot
+from tests.support.pipelines import only, run_batches
 
 pytestmark = pytest.mark.integration
 T0 = 1793491200.0
@@ -19,22 +20,11 @@ OLD = T0 - 400 * 86400.0
 
 
 def only_fan_imbalance() -> Config:
-    cfg = load_config()
-    # Only this detector, so the tests do not depend on the others' tuning.
-    off = {
-        f.name: dataclasses.replace(getattr(cfg, f.name), enabled=False)
-        for f in dataclasses.fields(cfg)
-        if f.name != "fan_imbalance" and hasattr(getattr(cfg, f.name), "enabled")
-    }
-    return dataclasses.replace(cfg, **off)
+    return only("fan_imbalance")
 
 
 def run(pipeline: Pipeline, events: Sequence[Event], batch: int = 50) -> list[Alert]:
-    ordered = sorted(events, key=lambda e: e.ts)
-    alerts: list[Alert] = []
-    for i in range(0, len(ordered), batch):
-        alerts += pipeline.process(ordered[i : i + batch]).alerts
-    return alerts
+    return run_batches(pipeline, events, batch)
 
 
 def author(account: str, followers: int, at: float = T0) -> AccountSnapshot:

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 
 import pytest
 
-from detectors.config import Config, load_config
+from detectors.config import Config
 from detectors.pipeline import Pipeline
 from detectors.state import RedisState
 from schemas.records import AccountSnapshot, Alert, Event, LikeEvent
+from tests.support.pipelines import only, run_batches
 
 pytestmark = pytest.mark.integration
 T0 = 1793491200.0
@@ -19,22 +20,11 @@ OLD = T0 - 400 * DAY  # created long before
 
 
 def only_new_account_spike() -> Config:
-    cfg = load_config()
-    # Only this detector, so the tests do not depend on the others' tuning.
-    off = {
-        f.name: dataclasses.replace(getattr(cfg, f.name), enabled=False)
-        for f in dataclasses.fields(cfg)
-        if f.name != "new_account_spike" and hasattr(getattr(cfg, f.name), "enabled")
-    }
-    return dataclasses.replace(cfg, **off)
+    return only("new_account_spike")
 
 
 def run(pipeline: Pipeline, events: Sequence[Event], batch: int = 50) -> list[Alert]:
-    ordered = sorted(events, key=lambda e: e.ts)
-    alerts: list[Alert] = []
-    for i in range(0, len(ordered), batch):
-        alerts += pipeline.process(ordered[i : i + batch]).alerts
-    return alerts
+    return run_batches(pipeline, events, batch)
 
 
 def organic(n_users: int = 40, n_posts: int = 30) -> list[LikeEvent]:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Sequence
 
 import pytest
 
-from detectors.config import Config, load_config
+from detectors.config import Config
 from detectors.pipeline import Pipeline
 from detectors.state import RedisState
-from schemas.records import AccountSnapshot, LikeEvent
+from schemas.records import AccountSnapshot, Alert, Event, LikeEvent
+from tests.support.pipelines import only, run_batches
 
 pytestmark = pytest.mark.integration
 T0 = 1793491200.0
@@ -26,21 +27,11 @@ def organic_and_burst() -> list[LikeEvent]:
 
 
 def burst_only_config() -> Config:
-    cfg = load_config()
-    # Only the burst detector, so this test does not depend on the others' tuning.
-    disabled = {
-        f.name: dataclasses.replace(getattr(cfg, f.name), enabled=False)
-        for f in dataclasses.fields(cfg)
-        if f.name != "burst" and hasattr(getattr(cfg, f.name), "enabled")
-    }
-    return dataclasses.replace(cfg, **disabled)
+    return only("burst")
 
 
-def run(pipeline: Pipeline, events: list[LikeEvent], batch: int = 100) -> list:
-    alerts = []
-    for i in range(0, len(events), batch):
-        alerts += pipeline.process(events[i : i + batch]).alerts
-    return alerts
+def run(pipeline: Pipeline, events: Sequence[Event], batch: int = 100) -> list[Alert]:
+    return run_batches(pipeline, events, batch)
 
 
 def test_burst_account_gets_one_alert_with_evidence(state: RedisState) -> None:

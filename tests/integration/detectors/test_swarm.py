@@ -18,7 +18,8 @@ from detectors.config import SwarmConfig, load_config
 from detectors.pipeline import Pipeline
 from detectors.state import RedisState
 from detectors.swarm import SwarmDetector
-from schemas.records import Alert, LikeEvent
+from schemas.records import Alert, Event, LikeEvent
+from tests.support.pipelines import run_batches
 
 pytestmark = pytest.mark.integration
 T0 = 1793491200.0
@@ -44,8 +45,13 @@ def organic(rng: random.Random, users: int = 120, hours: float = 2.0) -> list[Li
             post = rng.randrange(300)
             events.append(
                 LikeEvent(
-                    f"o{u}-{k}", "like", f"user{u}", f"o{post}", f"author{post % 40}",
-                    T0 + rng.uniform(0, hours * 3600), dwell_ms=rng.randint(4000, 60000),
+                    f"o{u}-{k}",
+                    "like",
+                    f"user{u}",
+                    f"o{post}",
+                    f"author{post % 40}",
+                    T0 + rng.uniform(0, hours * 3600),
+                    dwell_ms=rng.randint(4000, 60000),
                 )
             )
     return events
@@ -57,7 +63,12 @@ def farm(
     """Every account likes every post within two minutes of its slot, quickly (no viewing)."""
     return [
         LikeEvent(
-            f"f{p}-{a}", "like", a, f"q{p}", "customer", T0 + p * gap + rng.uniform(0, 120),
+            f"f{p}-{a}",
+            "like",
+            a,
+            f"q{p}",
+            "customer",
+            T0 + p * gap + rng.uniform(0, 120),
             dwell_ms=rng.randint(200, 1500),
         )
         for p in posts
@@ -75,19 +86,20 @@ def ring(rng: random.Random) -> list[LikeEvent]:
                 if liker != author:
                     events.append(
                         LikeEvent(
-                            f"r{m}-{k}-{liker}", "like", liker, f"rp{m}-{k}", author,
-                            created + rng.uniform(60, 3600), dwell_ms=rng.randint(3000, 30000),
+                            f"r{m}-{k}-{liker}",
+                            "like",
+                            liker,
+                            f"rp{m}-{k}",
+                            author,
+                            created + rng.uniform(60, 3600),
+                            dwell_ms=rng.randint(3000, 30000),
                         )
                     )
     return events
 
 
-def run(pipe: Pipeline, events: list[LikeEvent], batch: int = 200) -> list[Alert]:
-    events = sorted(events, key=lambda e: e.ts)
-    alerts: list[Alert] = []
-    for i in range(0, len(events), batch):
-        alerts += pipe.process(events[i : i + batch]).alerts
-    return alerts
+def run(pipe: Pipeline, events: Sequence[Event], batch: int = 200) -> list[Alert]:
+    return run_batches(pipe, events, batch)
 
 
 def flagged(alerts: list[Alert]) -> set[str]:
@@ -183,7 +195,12 @@ def test_camouflage_on_popular_posts_does_not_pull_in_their_fans(state: RedisSta
     # A viral post per slot, liked in the same minutes by the farm and by 350 of its fans.
     viral = [
         LikeEvent(
-            f"v{p}-{a}", "like", a, f"viral{p}", "star", T0 + p * 600 + rng.uniform(0, 240),
+            f"v{p}-{a}",
+            "like",
+            a,
+            f"viral{p}",
+            "star",
+            T0 + p * 600 + rng.uniform(0, 240),
             dwell_ms=rng.randint(200, 1500) if a in FARM else rng.randint(4000, 20000),
         )
         for p in range(6)

@@ -63,8 +63,9 @@ def test_members_per_key_are_capped_and_keys_expire(state: RedisState) -> None:
 def test_families_apply_only_where_their_key_function_says(state: RedisState) -> None:
     posts = WindowSpec("post_likers", lambda e: e.post_id, (60,), lambda e: e.actor_id, True)
     windows = WindowStore(state, WindowsConfig(), [posts])
-    got = windows.update([like(1, T0, "a", "p"), like(2, T0 + 1, "b", "p"),
-                          like(3, T0 + 2, "a", "p")])["post_likers"]
+    got = windows.update(
+        [like(1, T0, "a", "p"), like(2, T0 + 1, "b", "p"), like(3, T0 + 2, "a", "p")]
+    )["post_likers"]
     # Distinct likers: the third like is actor "a" again (moved to its latest time).
     assert [w.counts for w in got if w] == [(1,), (2,), (2,)]
     assert [w.status for w in got if w] == [ADDED, ADDED, DUPLICATE]
