@@ -83,16 +83,14 @@ class Batch:
     events
         The like and unlike events of the batch.
     windows
-        Per window family, a list aligned with ``events`` (``None`` where it does not apply).
-    lengths
-        The window lengths (seconds) of each family, in the order of its counts.
+        Per window family, a list aligned with ``events`` (``None`` where it does not apply);
+        counts come in the order of the family's ``WindowSpec.lengths``.
     state
         Redis, for detectors that keep state beyond windows.
     """
 
     events: Sequence[LikeEvent]
     windows: Mapping[str, Sequence[WindowCounts | None]]
-    lengths: Mapping[str, tuple[int, ...]]
     state: RedisState
 
     def is_fresh(self, index: int) -> bool:

@@ -91,7 +91,6 @@ class Pipeline:
         ]
         specs = core + [s for d in self.detectors for s in d.window_specs()]
         self.windows = WindowStore(state, config.windows, specs)
-        self._lengths = {spec.name: spec.lengths for spec in self.windows.specs}
         self.gate = AlertGate(state, config.alerts)
         self.checkpoints = ModelCheckpoints(state)
         self._since_checkpoint = 0
@@ -128,7 +127,7 @@ class Pipeline:
             result.outcomes[(event.type, _OUTCOME.get(status, "late"))] += 1
             if status == DUPLICATE:
                 redelivered.append(event.event_id)
-        batch = Batch(events=likes, windows=windows, lengths=self._lengths, state=self.state)
+        batch = Batch(events=likes, windows=windows, state=self.state)
         findings = [f for detector in self.detectors for f in detector.detect(batch)]
         findings.sort(key=lambda f: f.event_time)
         admitted = self.gate.admit(findings)

@@ -86,7 +86,7 @@ class Detection:
         async with self._lock:
             while True:
                 try:
-                    pipeline = await asyncio.to_thread(self._open)
+                    pipeline = self._pipeline or await asyncio.to_thread(self._open)
                     return await asyncio.to_thread(pipeline.process, events)
                 except StateError as err:
                     log.error(

@@ -225,7 +225,7 @@ def publish(
 
 
 class KafkaSink:
-    """A kafka-python producer bound to one topic, waiting for every record's acknowledgement."""
+    """A kafka-python producer bound to one topic (acks=all; :meth:`flush` waits for them)."""
 
     def __init__(self, bootstrap_servers: str, topic: str) -> None:
         from kafka import KafkaProducer

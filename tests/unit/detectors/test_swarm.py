@@ -117,7 +117,7 @@ def test_a_batch_without_fresh_likes_does_not_call_redis() -> None:
         ACTOR_LIKES: [WindowCounts(DUPLICATE, (1,)), None],
         ACTOR_UNLIKES: [None, WindowCounts(ADDED, (1,))],
     }
-    batch = Batch(events, windows, {}, NoRedis())  # type: ignore[arg-type]
+    batch = Batch(events, windows, NoRedis())  # type: ignore[arg-type]
     assert SwarmDetector(SwarmConfig()).detect(batch) == []
 
 
