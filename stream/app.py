@@ -86,7 +86,9 @@ class Detection:
         async with self._lock:
             while True:
                 try:
-                    pipeline = self._pipeline or await asyncio.to_thread(self._open)
+                    pipeline = self._pipeline
+                    if pipeline is None:  # first batch, or Redis was down until now
+                        pipeline = await asyncio.to_thread(self._open)
                     return await asyncio.to_thread(pipeline.process, events)
                 except StateError as err:
                     log.error(
