@@ -10,6 +10,7 @@ the alert gate (one more Lua call), and checkpoint models now and then.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -141,32 +142,33 @@ class Pipeline:
     def _store_snapshots(
         self, snapshots: list[AccountSnapshot | PostSnapshot], result: BatchResult
     ) -> None:
-        args: list[str | int] = [self.state.namespace, self.config.snapshots.key_ttl_seconds]
+        rows: list[tuple[str, str, str, list[str]]] = []
         for snap in snapshots:
-            fields: dict[str, str | float | int | None]
             if isinstance(snap, AccountSnapshot):
-                fields = {
-                    "created_at": snap.created_at,
-                    "followers": snap.followers,
-                    "following": snap.following,
-                    "posts": snap.posts,
-                }
-                head = ["acct", snap.account_id]
+                kind, subject = "acct", snap.account_id
+                values: tuple[tuple[str, str | float | int | None], ...] = (
+                    ("created_at", snap.created_at),
+                    ("followers", snap.followers),
+                    ("following", snap.following),
+                    ("posts", snap.posts),
+                )
             else:
-                fields = {
-                    "author_id": snap.author_id,
-                    "created_at": snap.created_at,
-                    "views": snap.views,
-                    "completions": snap.completions,
-                }
-                head = ["post", snap.post_id]
-            present = [(k, v) for k, v in fields.items() if v is not None]
-            args += [*head, repr(snap.ts), len(present)]
-            for name, value in present:
-                args += [name, repr(value) if isinstance(value, float) else str(value)]
-        stored = self.state.run_script("snapshots", args)
+                kind, subject = "post", snap.post_id
+                values = (
+                    ("author_id", snap.author_id),
+                    ("created_at", snap.created_at),
+                    ("views", snap.views),
+                    ("completions", snap.completions),
+                )
+            fields: list[str] = []
+            for name, value in values:
+                if value is not None:
+                    fields += (name, repr(value) if isinstance(value, float) else str(value))
+            rows.append((kind, subject, repr(snap.ts), fields))
+        args = [self.state.namespace, self.config.snapshots.key_ttl_seconds, json.dumps(rows)]
+        stored = bytes(self.state.run_script("snapshots", args)).split(b",")
         for snap, ok in zip(snapshots, stored, strict=True):
-            result.outcomes[(snap.type, "accepted" if int(ok) else "duplicate")] += 1
+            result.outcomes[(snap.type, "accepted" if ok == b"1" else "duplicate")] += 1
 
     def checkpoint(self) -> None:
         """Save every detector's model state to Redis now."""

@@ -22,8 +22,10 @@
 -- ids are content hashes fixed when the group is founded and found again through the members
 -- (`sw:gm:{kind}:{account}`), so a group keeps its id on every worker and after restarts.
 --
--- ARGV: namespace, the settings (swarm.py `SwarmDetector.settings`, same order), then per
--- like: actor, post, author, ts, quick (1: dwell under quick_dwell_ms, 0: slower or unknown).
+-- ARGV: namespace, the settings (swarm.py `SwarmDetector.settings`, same order), then one
+-- flat JSON array, per like: actor, post, author, ts, quick (1: dwell under quick_dwell_ms, 0:
+-- slower or unknown). One JSON document rather than five arguments per like: packing each
+-- argument costs the client more than decoding the document costs here.
 -- Returns, per group to report: event index (1-based), group id, kind ("l" | "r"), size,
 -- density, posts, first ts, last ts, new members, edges, bursts, then the member count and
 -- members.
@@ -605,13 +607,12 @@ end
 
 local index = 0
 local batch_ts = 0
-local n = #ARGV
-while i <= n do
+local likes = cjson.decode(ARGV[i])
+for j = 1, #likes, 5 do
   index = index + 1
-  local actor, post, author, ts = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  local actor, post, author, ts, quick = likes[j], likes[j + 1], likes[j + 2], likes[j + 3],
+    likes[j + 4]
   batch_ts = math.max(batch_ts, ts)
-  local quick = tonumber(ARGV[i + 4])
-  i = i + 5
   if lockstep_evidence(actor, post, quick, index, ts) then group_posts(actor, post, index, ts) end
   ring_evidence(actor, author, index, ts, post)
 end

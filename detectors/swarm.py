@@ -48,6 +48,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from importlib import resources
@@ -140,16 +141,18 @@ class SwarmDetector(Detector):
         ]
         if not likes:
             return []
-        args: list[str | int | float] = [batch.state.namespace, *self._settings]
         quick_ms = self.config.quick_dwell_ms
+        flat: list[str | float | int] = []
         for event in likes:
-            quick = int(event.dwell_ms is not None and event.dwell_ms < quick_ms)
-            args += [event.actor_id, event.post_id, event.author_id, repr(event.ts), quick]
+            dwell = event.dwell_ms
+            quick = 1 if dwell is not None and dwell < quick_ms else 0
+            flat += (event.actor_id, event.post_id, event.author_id, event.ts, quick)
+        args = [batch.state.namespace, *self._settings, json.dumps(flat)]
         if self._script is None:
             self._script = batch.state.client.register_script(_script_text())
         with batch.state.timed(self.name):
-            flat = self._script(keys=[], args=args, client=batch.state.client)
-        return parse_reports(flat, likes, self.config)
+            reply = self._script(keys=[], args=args, client=batch.state.client)
+        return parse_reports(reply, likes, self.config)
 
 
 def parse_reports(
