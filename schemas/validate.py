@@ -23,21 +23,16 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
+from schemas._fastpath import fast_parse
+from schemas.limits import MAX_COUNT, MAX_DWELL_MS, MAX_ID_LENGTH, MAX_TS, MIN_TS
 from schemas.records import AccountSnapshot, Event, LikeEvent, PostSnapshot
 
-# Plausible event-time range: 2000-01-01 .. 2100-01-01 UTC. Outside it a timestamp is a unit
-# mistake (milliseconds, microseconds) or garbage, and would poison every window it touches.
-MIN_TS: Final = 946_684_800.0
-MAX_TS: Final = 4_102_444_800.0
-MAX_ID_LENGTH: Final = 256
 #: RFC 3339 date-time with a mandatory offset; the same pattern as in event.schema.json.
 #: (datetime.fromisoformat alone would also take ISO 8601 forms RFC 3339 does not allow.)
 RFC3339: Final = re.compile(
     r"20[0-9]{2}-[0-1][0-9]-[0-3][0-9][Tt ][0-2][0-9]:[0-5][0-9]:[0-6][0-9](\.[0-9]{1,9})?"
     r"([Zz]|[+-][0-2][0-9]:[0-5][0-9])"
 )
-MAX_DWELL_MS: Final = 86_400_000
-MAX_COUNT: Final = 10**12
 
 REJECT_REASONS: Final = (
     "not_utf8",
@@ -104,6 +99,10 @@ def parse_event(raw: bytes | str | Any) -> Event:
     InvalidEvent
         With the reason code, the field, and a message a person can act on.
     """
+    if isinstance(raw, bytes | str):
+        event = fast_parse(raw)  # well-formed records, at C speed
+        if event is not None:
+            return event
     obj = decode_json(raw) if isinstance(raw, bytes | bytearray | memoryview | str) else raw
     if not isinstance(obj, Mapping):
         raise InvalidEvent("not_object", f"expected a JSON object, got {_json_kind(obj)}")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from schemas._fastpath import fast_parse
 from schemas.records import Event, LikeEvent
 from schemas.validate import InvalidEvent, decode_json, parse_event
 
@@ -72,6 +73,10 @@ def open_capture(path: Path) -> IO[bytes]:
 
 def parse_line(line: bytes) -> tuple[Event, bytes]:
     """One capture line to an event and its payload bytes; unwraps a ``kcat -C -J`` envelope."""
+    if b'"payload"' not in line:  # not a kcat envelope: try the fast path first
+        event = fast_parse(line)
+        if event is not None:
+            return event, line
     obj = decode_json(line)
     if isinstance(obj, dict) and "payload" in obj and ("topic" in obj or "offset" in obj):
         payload = obj["payload"]

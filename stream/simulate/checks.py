@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from schemas.limits import MAX_TS, MIN_TS
 from stream.simulate.scenario import CAPTURE_FILE, TRUTH_FILE
 
 Event = dict[str, Any]
@@ -69,7 +70,6 @@ OPTIONAL: dict[str, dict[str, type | tuple[type, ...]]] = {
     "account": {"followers": int, "following": int, "posts": int},
     "post": {"created_at": (int, float), "views": int, "completions": int},
 }
-MIN_TS, MAX_TS = 946_684_800.0, 4_102_444_800.0
 TIME_FIELDS = ("ts", "created_at", "actor_created_at")
 
 
