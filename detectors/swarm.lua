@@ -23,7 +23,7 @@
 -- (`sw:gm:{kind}:{account}`), so a group keeps its id on every worker and after restarts.
 --
 -- ARGV: namespace, the settings (swarm.py `SwarmDetector.settings`, same order), then one
--- flat JSON array, per like: actor, post, author, ts, quick (1: dwell under quick_dwell_ms, 0:
+-- flat JSON array, per like: event id, actor, post, author, ts, quick (1: dwell under quick_dwell_ms, 0:
 -- slower or unknown). One JSON document rather than five arguments per like: packing each
 -- argument costs the client more than decoding the document costs here.
 -- Returns, per group to report: event index (1-based), group id, kind ("l" | "r"), size,
@@ -605,16 +605,30 @@ local function ring_evidence(a, author, index, ts, post)
   end
 end
 
+-- Reports are kept per trigger event (`sw:rep:{event id}`, one JSON row each, the row as
+-- returned minus the index), so a like seen again re-reports what it triggered: a worker that
+-- crashed after this script but before the alert was stored does not lose the alert.
+local repeated = {}
 local index = 0
 local batch_ts = 0
 local likes = cjson.decode(ARGV[i])
-for j = 1, #likes, 5 do
+local event_ids = {}
+for j = 1, #likes, 6 do
   index = index + 1
-  local actor, post, author, ts, quick = likes[j], likes[j + 1], likes[j + 2], likes[j + 3],
-    likes[j + 4]
+  local event_id, actor, post, author, ts, quick =
+    likes[j], likes[j + 1], likes[j + 2], likes[j + 3], likes[j + 4], likes[j + 5]
+  event_ids[index] = event_id
   batch_ts = math.max(batch_ts, ts)
-  if lockstep_evidence(actor, post, quick, index, ts) then group_posts(actor, post, index, ts) end
-  ring_evidence(actor, author, index, ts, post)
+  -- A like of a post the actor already liked (within the post's horizon) adds no evidence:
+  -- that makes a redelivered batch a no-op, whichever script a crash interrupted.
+  if lockstep_evidence(actor, post, quick, index, ts) then
+    group_posts(actor, post, index, ts)
+    ring_evidence(actor, author, index, ts, post)
+  else
+    for _, row in ipairs(redis.call('LRANGE', P .. 'rep:' .. event_id, 0, -1)) do
+      repeated[#repeated + 1] = { index, cjson.decode(row) }
+    end
+  end
 end
 
 -- -------------------------------------------------------------------------------- groups
@@ -734,20 +748,21 @@ for _, gid in ipairs(touched_order) do
     end
     local density = 0
     if size > 1 then density = edges / (size * (size - 1)) end
+    local row = {
+      gid, kind, size, fmt(density), redis.call('PFCOUNT', P .. 'gp:' .. gid), fmt(first),
+      fmt(last), size - reported, edges / 2, tonumber(g[6] or '0'), size,
+    }
+    for _, x in ipairs(members) do row[#row + 1] = x end
+    local rep_key = P .. 'rep:' .. event_ids[t.index]
+    redis.call('RPUSH', rep_key, cjson.encode(row))
+    redis.call('EXPIRE', rep_key, ttl)
     out[#out + 1] = t.index
-    out[#out + 1] = gid
-    out[#out + 1] = kind
-    out[#out + 1] = size
-    out[#out + 1] = fmt(density)
-    out[#out + 1] = redis.call('PFCOUNT', P .. 'gp:' .. gid)
-    out[#out + 1] = fmt(first)
-    out[#out + 1] = fmt(last)
-    out[#out + 1] = size - reported
-    out[#out + 1] = edges / 2
-    out[#out + 1] = tonumber(g[6] or '0')
-    out[#out + 1] = size
-    for _, x in ipairs(members) do out[#out + 1] = x end
+    for _, value in ipairs(row) do out[#out + 1] = value end
   end
+end
+for _, r in ipairs(repeated) do
+  out[#out + 1] = r[1]
+  for _, value in ipairs(r[2]) do out[#out + 1] = value end
 end
 for key, seconds in pairs(expiring) do redis.call('EXPIRE', key, seconds) end
 return out

@@ -38,6 +38,11 @@ members, evidence = pattern, size, density, posts liked together, time span. The
 event is the first like of the batch that brought members; it lists every member known at
 the end of the batch.
 
+Redelivery: a like of a post its actor already liked adds no evidence, so a batch seen again
+(after a crash) changes nothing, and the script re-reports the groups each redelivered like
+triggered (kept per event, ``sw:rep``), so a crash between this script and the alert gate
+loses no group alert; the alert ids are the same as the first time.
+
 Examples
 --------
 >>> from detectors.config import SwarmConfig
@@ -134,11 +139,9 @@ class SwarmDetector(Detector):
         ]
 
     def detect(self, batch: Batch) -> list[Finding]:
-        likes: list[LikeEvent] = [
-            event
-            for index, event in enumerate(batch.events)
-            if event.type == "like" and batch.is_fresh(index)
-        ]
+        # Redelivered likes too: the script knows them (they add no evidence) and re-reports
+        # the groups they triggered, in case the alert never made it past the gate.
+        likes: list[LikeEvent] = [event for event in batch.events if event.type == "like"]
         if not likes:
             return []
         quick_ms = self.config.quick_dwell_ms
@@ -146,7 +149,14 @@ class SwarmDetector(Detector):
         for event in likes:
             dwell = event.dwell_ms
             quick = 1 if dwell is not None and dwell < quick_ms else 0
-            flat += (event.actor_id, event.post_id, event.author_id, event.ts, quick)
+            flat += (
+                event.event_id,
+                event.actor_id,
+                event.post_id,
+                event.author_id,
+                event.ts,
+                quick,
+            )
         args = [batch.state.namespace, *self._settings, json.dumps(flat)]
         if self._script is None:
             self._script = batch.state.client.register_script(_script_text())

@@ -245,3 +245,51 @@ def test_every_key_it_writes_expires(state: RedisState) -> None:
     keys = list(state.client.scan_iter(match=f"{state.namespace}:sw:*", count=1000))
     assert keys
     assert all(state.client.ttl(key) > 0 for key in keys)
+
+
+class Crash(Exception):
+    """A worker dying between the swarm script and the alert gate."""
+
+
+@pytest.mark.parametrize("pattern", ["lockstep", "ring"])
+def test_a_crash_before_the_alert_gate_loses_no_group_alert(
+    state: RedisState, redis_url: str, pattern: str
+) -> None:
+    rng = random.Random(4)
+    attack = farm(rng, FARM, range(6)) if pattern == "lockstep" else ring(rng)
+    events = sorted(organic(rng) + attack, key=lambda e: e.ts)
+    batches = [events[i : i + 200] for i in range(0, len(events), 200)]
+
+    # Reference: the same stream with no crash, on a namespace of its own.
+    clean = RedisState.from_url(redis_url, namespace=f"{state.namespace}-clean")
+    try:
+        expected = [a for b in batches for a in pipeline(clean).process(b).alerts]
+    finally:
+        clean.delete_namespace()
+    assert expected, "the group was not found"
+
+    # The first batch that reports a group dies after the swarm script: nothing published.
+    worker = pipeline(state)
+    real_admit = worker.gate.admit
+    crashed_at = None
+
+    def admit_or_crash(findings: Sequence[object]) -> list[Alert]:
+        if findings and crashed_at is None:
+            raise Crash
+        return real_admit(findings)  # type: ignore[arg-type]
+
+    worker.gate.admit = admit_or_crash  # type: ignore[method-assign]
+    published: list[Alert] = []
+    for n, b in enumerate(batches):
+        try:
+            published += worker.process(b).alerts
+        except Crash:
+            crashed_at = n
+            break
+    assert crashed_at is not None
+    # A new worker gets the unacknowledged batch again, then the rest of the stream.
+    restarted = pipeline(state)
+    for b in batches[crashed_at:]:
+        published += restarted.process(b).alerts
+    assert {a.alert_id for a in published} == {a.alert_id for a in expected}
+    assert flagged(published) == flagged(expected)
