@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import struct
 import zlib
 from collections.abc import Sequence
 
@@ -293,3 +294,20 @@ def test_a_crash_before_the_alert_gate_loses_no_group_alert(
         published += restarted.process(b).alerts
     assert {a.alert_id for a in published} == {a.alert_id for a in expected}
     assert flagged(published) == flagged(expected)
+
+
+def test_pair_evidence_in_the_earlier_text_format_is_carried_over(state: RedisState) -> None:
+    # Stored by an earlier version: weight|co-likes|last|first|strong as text.
+    key = state.key("sw", "pw", "x1")
+    state.client.hset(key, "x2", f"0.900000|2.000000|{T0:.6f}|{T0 - 60:.6f}|0.00")
+    likes = [
+        LikeEvent(f"t{n}", "like", actor, "fresh", "someone", T0 + 10 + n, dwell_ms=500)
+        for n, actor in enumerate(["x1", "x2"])
+    ]
+    pipeline(state).process(likes)
+    packed = state.client.hget(key, "x2")
+    assert packed is not None and len(packed) == 40
+    weight, count, last, first, _ = struct.unpack("<ddddd", packed)
+    # The old evidence (decayed over 11 s: about the same) plus this co-like.
+    assert weight > 0.9 and 2.9 < count < 3.0
+    assert last == T0 + 11 and first == T0 - 60
