@@ -6,13 +6,15 @@
 -- {ns}:burst:hist:{account} is a hash:
 --   s  decayed like count, scaled to the watch start: every like at time t adds
 --      exp((t - watch) / tau), so the decayed count at time T is s * exp(-(T - watch) / tau).
---      Adding needs no read (HINCRBYFLOAT), and late likes fall into place by themselves.
+--      Late likes fall into place by themselves.
 --   f  event time the account was first recorded (only kept for accounts whose creation time
 --      the events do not carry)
 --   qa, qq, qt  the recent likes and, of them, the quick ones (pressed without viewing),
 --      both decayed with the short time constant quick_tau, as of event time qt (the newest
 --      recorded). A short time constant cannot be scaled to the watch start (it would leave
---      a double within weeks), so these are read, decayed and written back.
+--      a double within weeks), so these are decayed to the newest like as they are written.
+-- A recorded account's hash is read once (HMGET, shared with its answer when it is also
+-- wanted) and written once (HSET, EXPIRE).
 --
 -- ARGV: namespace, tau (s), ttl (s), batch start time, quick_tau (s), n_record, then
 --       n_record times: account, likes, the likes and the quick likes decayed with quick_tau
@@ -35,27 +37,36 @@ local prefix = ns .. ':burst:hist:'
 
 local n_record = tonumber(ARGV[6])
 local first_wanted = 7 + 6 * n_record
+local fields = { 's', 'f', 'qa', 'qq', 'qt' }
+local stored_of = {}
 local out = { watch_text }
 for i = first_wanted, #ARGV do
-  local stored = redis.call('HMGET', prefix .. ARGV[i], 's', 'f', 'qa', 'qq', 'qt')
+  local key = prefix .. ARGV[i]
+  local stored = redis.call('HMGET', key, unpack(fields))
+  stored_of[key] = stored
   for k = 1, 5 do out[#out + 1] = stored[k] or '' end
 end
 
 local function text(x) return string.format('%.17g', x) end
 for i = 7, first_wanted - 1, 6 do
   local key = prefix .. ARGV[i]
-  local likes = tonumber(ARGV[i + 1])
+  local stored = stored_of[key] or redis.call('HMGET', key, unpack(fields))
   local newest = tonumber(ARGV[i + 4])
-  redis.call('HINCRBYFLOAT', key, 's', likes * math.exp((newest - watch) / tau))
-  if ARGV[i + 5] ~= '' then redis.call('HSETNX', key, 'f', ARGV[i + 5]) end
-  local stored = redis.call('HMGET', key, 'qa', 'qq', 'qt')
-  local at = tonumber(stored[3]) or newest
+  local at = tonumber(stored[5]) or newest
   local now = math.max(at, newest)
   local keep, add = math.exp((at - now) / quick_tau), math.exp((newest - now) / quick_tau)
-  redis.call('HSET', key,
-             'qa', text((tonumber(stored[1]) or 0) * keep + tonumber(ARGV[i + 2]) * add),
-             'qq', text((tonumber(stored[2]) or 0) * keep + tonumber(ARGV[i + 3]) * add),
-             'qt', text(now))
+  local likes = tonumber(ARGV[i + 1])
+  local update = {
+    's', text((tonumber(stored[1]) or 0) + likes * math.exp((newest - watch) / tau)),
+    'qa', text((tonumber(stored[3]) or 0) * keep + tonumber(ARGV[i + 2]) * add),
+    'qq', text((tonumber(stored[4]) or 0) * keep + tonumber(ARGV[i + 3]) * add),
+    'qt', text(now),
+  }
+  if ARGV[i + 5] ~= '' and not stored[2] then
+    update[#update + 1] = 'f'
+    update[#update + 1] = ARGV[i + 5]
+  end
+  redis.call('HSET', key, unpack(update))
   redis.call('EXPIRE', key, ttl)
 end
 return out
