@@ -115,18 +115,12 @@ class _Seen:
         self.record = False
         self.needs_first = False
 
-    def add_recent(self, ts: float, quick: bool, tau: float) -> None:
-        """Count a fresh like at ``ts`` (pressed without viewing when ``quick``)."""
-        shift = (ts - self.ref) / tau
-        if shift > 100.0:  # a batch spanning ages: rebase, so the weights stay in a double
-            keep = math.exp(-shift)
-            self.recent *= keep
-            self.recent_quick *= keep
-            self.ref, shift = ts, 0.0
-        weight = math.exp(shift)
-        self.recent += weight
-        if quick:
-            self.recent_quick += weight
+    def rebase(self, ts: float, tau: float) -> None:
+        """Weigh from ``ts`` on: keeps the weights within a double in a batch spanning ages."""
+        keep = math.exp((self.ref - ts) / tau)
+        self.recent *= keep
+        self.recent_quick *= keep
+        self.ref = ts
 
     def recent_at(self, ts: float, tau: float) -> tuple[float, float]:
         """The batch's likes and quick likes so far, decayed to ``ts`` (not grown when ``ts``
@@ -290,6 +284,7 @@ class BurstDetector(Detector):
         ]
         quick_ms = self.config.quick_dwell_ms
         quick_tau = self.config.quick_tau_seconds
+        exp = math.exp
         accounts: dict[str, _Seen] = {}
         # (event index, the account's fresh likes so far in the batch, and its recent likes
         # and quick likes in the batch decayed to the event)
@@ -311,8 +306,16 @@ class BurstDetector(Detector):
                     seen.oldest = event.ts
                 if event.actor_created_at is None:
                     seen.needs_first = True
+                # Inline (this runs per like): weigh it exp((ts - ref) / quick_tau).
+                shift = (event.ts - seen.ref) / quick_tau
+                if shift > 100.0:
+                    seen.rebase(event.ts, quick_tau)
+                    shift = 0.0
+                weight = exp(shift)
+                seen.recent += weight
                 dwell = event.dwell_ms
-                seen.add_recent(event.ts, dwell is not None and dwell < quick_ms, quick_tau)
+                if dwell is not None and dwell < quick_ms:
+                    seen.recent_quick += weight
             # Shortest window first; a plain loop is cheaper here than any() over a generator.
             for count, record_bar, low in zip(counts, record_at, lowest):  # noqa: B905
                 if count >= record_bar:
