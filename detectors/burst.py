@@ -20,14 +20,26 @@ watched / (watched + history_prior_seconds)``; the bar is
 A quiet, well-known account meets a lower peer bar (down to ``quiet_relief × peers``) and is
 flagged sooner; a habitually heavy liker is judged against ``history_factor ×`` its own usual
 count, so its normal day is not a burst; an account without history meets the peer bar alone.
+
+* **quick likes**: a like pressed with less than ``quick_dwell_ms`` of dwell on the post was
+  not viewed. The account's *quick share* is its quick likes over all its likes, both decayed
+  with time constant ``quick_tau_seconds`` (about the last hour). With a quick share of at
+  least ``quick_share`` the bar is at most ``quick_relief × peers``, whatever the history
+  says. This is what catches a slow takeover (tens of likes an hour, for hours) before the
+  account has history: heavy people reach that pace too, but they view most of what they
+  like, even in a fast session; a script presses nearly every like without viewing.
+
 The score is the largest count / bar over resolutions, so 1.0 is the threshold.
 
-Cost: Python does one pass over the batch (a dictionary update and a few comparisons per like).
-Redis gets one Lua call per batch (``burst_history.lua``): it returns the history of the
-candidates (likes at or above the lowest bar history could give) and adds the batch's likes to
-the history of the accounts that record them. Accounts whose counts stay below ``lowest bar /
-history_factor`` everywhere are not recorded: their own history could never lift their bar above
-the peer part, and leaving them out keeps the per-batch writes to the few busy accounts. Keys:
+Cost: Python does one pass over the batch (a dictionary update, one exp and a few comparisons
+per like). Redis gets one Lua call per batch (``burst_history.lua``): it returns the history of
+the candidates (likes at or above the lowest bar history or a quick share could give) and adds
+the batch's likes to the history and quick share of the accounts that record them. Accounts whose
+counts stay below ``lowest history bar / history_factor`` everywhere are not recorded: their own
+history could never lift their bar above the peer part, and leaving them out keeps the
+per-batch writes to the few busy accounts. The quick share covers the recorded likes and the
+batch's own: the quick bar sits well above where recording starts (with the defaults, 45 likes
+an hour against 12), so an account nearing it has been recorded for most of the way. Keys:
 ``{ns}:burst:hist:{account}`` (hash, TTL) and ``{ns}:burst:watch``; see ``docs/redis-keys.md``.
 """
 
@@ -58,25 +70,63 @@ class History:
         ``scaled_likes * exp(-(t - watch) / tau)``.
     first_seen
         Event time the account was first recorded (``None`` when not kept).
+    recent_likes, recent_quick
+        Likes and quick likes decayed with ``quick_tau_seconds``, as of ``recent_at``.
+    recent_at
+        Event time of the newest recorded like (``None`` when nothing was recorded).
     """
 
     scaled_likes: float
     first_seen: float | None
+    recent_likes: float = 0.0
+    recent_quick: float = 0.0
+    recent_at: float | None = None
 
 
 class _Seen:
-    """What one batch says about one account."""
+    """What one batch says about one account.
 
-    __slots__ = ("fresh", "last_fresh", "needs_first", "newest", "oldest", "record", "want")
+    ``recent`` and ``recent_quick`` are its fresh likes and quick likes, each weighted
+    ``exp((t - ref) / quick_tau)``: decayed to any time by one factor.
+    """
+
+    __slots__ = (
+        "fresh",
+        "last_fresh",
+        "needs_first",
+        "newest",
+        "oldest",
+        "recent",
+        "recent_quick",
+        "record",
+        "ref",
+        "want",
+    )
 
     def __init__(self, ts: float) -> None:
         self.fresh = 0
+        self.ref = ts
+        self.recent = 0.0
+        self.recent_quick = 0.0
         self.last_fresh = -1
         self.newest = ts
         self.oldest = ts
         self.want = False
         self.record = False
         self.needs_first = False
+
+    def rebase(self, ts: float, tau: float) -> None:
+        """Weigh from ``ts`` on: keeps the weights within a double in a batch spanning ages."""
+        keep = math.exp((self.ref - ts) / tau)
+        self.recent *= keep
+        self.recent_quick *= keep
+        self.ref = ts
+
+    def recent_at(self, ts: float, tau: float) -> tuple[float, float]:
+        """The batch's likes and quick likes so far, decayed to ``ts`` (not grown when ``ts``
+        is before the account's first event in the batch)."""
+        keep = math.exp(min(0.0, self.ref - ts) / tau)
+        return self.recent * keep, self.recent_quick * keep
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +191,30 @@ def judge_window(
     )
 
 
+def quick_share(
+    ts: float, history: History | None, fresh: float, quick: float, tau: float
+) -> float:
+    """Share of the account's recent likes that were quick, at event time ``ts``.
+
+    The recorded counts (decayed to ``ts``) plus the batch's own likes so far, ``fresh``
+    likes of which ``quick`` were quick (decayed to ``ts`` too); 0.0 without any like.
+
+    >>> quick_share(100.0, None, 20.0, 19.0, 3600.0)
+    0.95
+    >>> viewed = History(0.0, None, recent_likes=60.0, recent_quick=3.0, recent_at=100.0)
+    >>> round(quick_share(100.0, viewed, 20.0, 19.0, 3600.0), 3)   # an hour of viewed likes before
+    0.275
+    >>> round(quick_share(100.0 + 4 * 3600, viewed, 20.0, 19.0, 3600.0), 3)  # hours ago: faded
+    0.903
+    """
+    likes, quick_likes = float(fresh), float(quick)
+    if history is not None and history.recent_at is not None:
+        keep = math.exp(min(0.0, history.recent_at - ts) / tau)
+        likes += history.recent_likes * keep
+        quick_likes += history.recent_quick * keep
+    return quick_likes / likes if likes > 0 else 0.0
+
+
 def decayed_span(seconds: float, tau: float) -> float:
     """Seconds of watching, weighted like the decayed like count (at most ``tau``).
 
@@ -165,7 +239,10 @@ class BurstDetector(Detector):
     Evidence of a finding: ``window_seconds``, ``likes_in_window``, ``threshold`` (the bar that
     was crossed), ``population_threshold`` and ``population_quantile``/``quantile`` (the peer
     part), ``own_expected_likes`` (what the account's own history predicts for the window),
-    ``history_hours`` (how long it was watched before the window), ``history_confidence``, and
+    ``history_hours`` (how long it was watched before the window), ``history_confidence``,
+    ``quick_share`` (share of its recent likes pressed with less than ``quick_dwell_ms`` of
+    dwell), ``quick_threshold`` (the bar at the window for a quick share of at least the
+    ``quick_share`` setting, ``None`` where quick likes do not lower it), and
     ``likes_by_window``.
     """
 
@@ -192,15 +269,26 @@ class BurstDetector(Detector):
             max(float(floor), factor * q)
             for floor, q in zip(self.config.min_likes, self.model.quantiles(), strict=True)
         ]
-        # No history can bring a bar below this: events under it at every resolution are
-        # not candidates and need no history at all.
-        lowest = [p * r for p, r in zip(peers, relief, strict=True)]
         # Below this everywhere, an account's own history could never lift its bar above the
-        # peer part (history_factor × rate < lowest), so its likes need not be recorded.
+        # peer part (history_factor × rate < the lowest peer part), so its likes need not be
+        # recorded.
         history_factor = self.config.history_factor
-        record_at = [low / history_factor if history_factor > 0 else math.inf for low in lowest]
+        record_at = [
+            p * r / history_factor if history_factor > 0 else math.inf
+            for p, r in zip(peers, relief, strict=True)
+        ]
+        # No history and no quick share can bring a bar below this: events under it at every
+        # resolution are not candidates and need no history at all.
+        lowest = [
+            p * min(r, q) for p, r, q in zip(peers, relief, self.config.quick_relief, strict=True)
+        ]
+        quick_ms = self.config.quick_dwell_ms
+        quick_tau = self.config.quick_tau_seconds
+        exp = math.exp
         accounts: dict[str, _Seen] = {}
-        candidates: list[tuple[int, int]] = []  # (event index, account's fresh likes so far)
+        # (event index, the account's fresh likes so far in the batch, and its recent likes
+        # and quick likes in the batch decayed to the event)
+        candidates: list[tuple[int, int, float, float]] = []
         for index, event in enumerate(batch.events):
             window = windows[index]
             if window is None or window.status == LATE:
@@ -218,12 +306,22 @@ class BurstDetector(Detector):
                     seen.oldest = event.ts
                 if event.actor_created_at is None:
                     seen.needs_first = True
+                # Inline (this runs per like): weigh it exp((ts - ref) / quick_tau).
+                shift = (event.ts - seen.ref) / quick_tau
+                if shift > 100.0:
+                    seen.rebase(event.ts, quick_tau)
+                    shift = 0.0
+                weight = exp(shift)
+                seen.recent += weight
+                dwell = event.dwell_ms
+                if dwell is not None and dwell < quick_ms:
+                    seen.recent_quick += weight
             # Shortest window first; a plain loop is cheaper here than any() over a generator.
             for count, record_bar, low in zip(counts, record_at, lowest):  # noqa: B905
                 if count >= record_bar:
                     seen.record = True
                 if count >= low:
-                    candidates.append((index, seen.fresh))
+                    candidates.append((index, seen.fresh, *seen.recent_at(event.ts, quick_tau)))
                     seen.want = True
                     break
         if not accounts:
@@ -232,12 +330,18 @@ class BurstDetector(Detector):
         watch, histories = self._exchange_history(batch.state, accounts)
         findings: list[Finding] = []
         flagged: set[str] = set()
-        for index, fresh_so_far in candidates:
+        for index, fresh_so_far, recent_so_far, quick_so_far in candidates:
             account = batch.events[index].actor_id
             if account in flagged:  # the alert gate keeps one finding per account per batch
                 continue
             finding = self._judge(
-                batch, index, fresh_so_far, peers, lowest, watch, histories.get(account)
+                batch,
+                index,
+                (fresh_so_far, recent_so_far, quick_so_far),
+                peers,
+                lowest,
+                watch,
+                histories.get(account),
             )
             if finding is not None:
                 findings.append(finding)
@@ -267,12 +371,13 @@ class BurstDetector(Detector):
         self,
         batch: Batch,
         index: int,
-        fresh_so_far: int,
+        so_far: tuple[int, float, float],
         peers: list[float],
         lowest: list[float],
         watch: float,
         history: History | None,
     ) -> Finding | None:
+        fresh_so_far, recent_so_far, quick_so_far = so_far
         event = batch.events[index]
         window = batch.windows[ACTOR_LIKES][index]
         assert window is not None
@@ -289,8 +394,10 @@ class BurstDetector(Detector):
         likes_now = 0.0
         if history is not None:
             likes_now = history.scaled_likes * math.exp((watch - event.ts) / tau)
-        best: tuple[float, int, WindowVerdict] | None = None
+        best: tuple[float, int, WindowVerdict, float | None] | None = None
         gap = self._gap_index
+        cfg = self.config
+        share: float | None = None  # worked out when a quick bar could matter
         for r, (count, length) in enumerate(zip(counts, self.lengths, strict=True)):
             if count < lowest[r]:  # no history brings the bar this low
                 continue
@@ -307,12 +414,25 @@ class BurstDetector(Detector):
                 self.config,
                 self.config.quiet_relief[r],
             )
-            ratio = count / verdict.threshold
+            bar = verdict.threshold
+            quick_bar = peers[r] * cfg.quick_relief[r] if cfg.quick_relief[r] < 1.0 else None
+            if quick_bar is not None and quick_bar < bar and count >= quick_bar:
+                if share is None:
+                    share = quick_share(
+                        event.ts, history, recent_so_far, quick_so_far, cfg.quick_tau_seconds
+                    )
+                if share >= cfg.quick_share:
+                    bar = quick_bar
+            ratio = count / bar
             if best is None or ratio > best[0]:
-                best = (ratio, r, verdict)
+                best = (ratio, r, verdict, quick_bar)
         if best is None or best[0] < 1.0:
             return None
-        ratio, r, verdict = best
+        ratio, r, verdict, quick_bar = best
+        if share is None:
+            share = quick_share(
+                event.ts, history, recent_so_far, quick_so_far, cfg.quick_tau_seconds
+            )
         length = self.lengths[r]
         gap_s = self.lengths[gap]
         return actor_finding(
@@ -323,13 +443,15 @@ class BurstDetector(Detector):
             {
                 "window_seconds": length,
                 "likes_in_window": counts[r],
-                "threshold": round(verdict.threshold, 3),
+                "threshold": round(counts[r] / ratio, 3),
                 "population_threshold": round(verdict.peers, 3),
                 "population_quantile": round(self.model.quantiles()[r], 3),
                 "quantile": self.config.quantile,
                 "own_expected_likes": round(verdict.own_expected, 3),
                 "history_hours": round(max(0.0, event.ts - max(length, gap_s) - since) / 3600, 3),
                 "history_confidence": round(verdict.confidence, 3),
+                "quick_share": round(share, 3),
+                "quick_threshold": None if quick_bar is None else round(quick_bar, 3),
                 "likes_by_window": {str(n): c for n, c in zip(self.lengths, counts, strict=True)},
             },
         )
@@ -345,21 +467,28 @@ class BurstDetector(Detector):
             self.config.history_tau_seconds,
             self.config.history_ttl_seconds,
             repr(min(s.oldest for s in accounts.values())),
+            self.config.quick_tau_seconds,
             len(record),
         ]
         for account, seen in record:
             oldest = repr(seen.oldest) if seen.needs_first else ""
-            args += [account, seen.fresh, repr(seen.newest), oldest]
+            likes, quick_likes = seen.recent_at(seen.newest, self.config.quick_tau_seconds)
+            args += [account, seen.fresh, repr(likes), repr(quick_likes), repr(seen.newest), oldest]
         args += wanted
         with state.timed("burst_history"):
             flat: list[bytes] = self._history_script(state)(keys=[], args=args)
         watch = float(flat[0])
         histories: dict[str, History] = {}
         for position, account in enumerate(wanted):
-            scaled, first = flat[1 + 2 * position], flat[2 + 2 * position]
-            if scaled or first:
+            base = 1 + 5 * position
+            scaled, first, recent, quick, recent_at = flat[base : base + 5]
+            if scaled or first or recent_at:
                 histories[account] = History(
-                    float(scaled) if scaled else 0.0, float(first) if first else None
+                    float(scaled) if scaled else 0.0,
+                    float(first) if first else None,
+                    float(recent) if recent else 0.0,
+                    float(quick) if quick else 0.0,
+                    float(recent_at) if recent_at else None,
                 )
         return watch, histories
 

@@ -55,12 +55,22 @@ class BurstConfig:
     history_factor: float = 5.0
     quiet_relief: tuple[float, ...] = (1.0, 0.5, 0.4, 0.4)
     history_ttl_seconds: int = 2592000
+    quick_dwell_ms: int = 2000
+    quick_tau_seconds: float = 3600.0
+    quick_share: float = 0.85
+    quick_relief: tuple[float, ...] = (1.0, 1.0, 0.3, 1.0)
 
     def __post_init__(self) -> None:
         if not 0 < self.quantile < 1:
             raise ConfigError("burst.quantile must be between 0 and 1")
         if not all(0 < r <= 1 for r in self.quiet_relief):
             raise ConfigError("burst.quiet_relief values must be in (0, 1]")
+        if not all(0 < r <= 1 for r in self.quick_relief):
+            raise ConfigError("burst.quick_relief values must be in (0, 1]")
+        if not 0 < self.quick_share <= 1:
+            raise ConfigError("burst.quick_share must be in (0, 1]")
+        if self.quick_tau_seconds <= 0 or self.quick_dwell_ms <= 0:
+            raise ConfigError("burst.quick_tau_seconds and quick_dwell_ms must be > 0")
         if self.history_tau_seconds <= 0 or self.history_prior_seconds <= 0:
             raise ConfigError("burst.history_tau_seconds and history_prior_seconds must be > 0")
 
@@ -259,6 +269,10 @@ class Config:
         if len(self.burst.quiet_relief) != len(lengths):
             raise ConfigError(
                 "burst.quiet_relief needs one value per windows.lengths_seconds entry"
+            )
+        if len(self.burst.quick_relief) != len(lengths):
+            raise ConfigError(
+                "burst.quick_relief needs one value per windows.lengths_seconds entry"
             )
         if len(self.churn.min_cycles) != len(lengths):
             raise ConfigError("churn.min_cycles needs one value per windows.lengths_seconds entry")

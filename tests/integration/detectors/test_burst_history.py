@@ -24,8 +24,11 @@ def only_burst(burst: BurstConfig | None = None) -> Config:
     return only("burst", **({"burst": burst} if burst else {}))
 
 
-def likes(actor: str, start: float, count: int, span: float) -> list[LikeEvent]:
-    """``count`` likes spread evenly over ``span`` seconds from ``start``."""
+def likes(
+    actor: str, start: float, count: int, span: float, dwell_ms: int | None = None
+) -> list[LikeEvent]:
+    """``count`` likes spread evenly over ``span`` seconds from ``start``, each after
+    ``dwell_ms`` on the post (unknown by default)."""
     step = span / count
     return [
         LikeEvent(
@@ -36,6 +39,7 @@ def likes(actor: str, start: float, count: int, span: float) -> list[LikeEvent]:
             "au",
             start + k * step,
             actor_created_at=OLD,
+            dwell_ms=dwell_ms,
         )
         for k in range(count)
     ]
@@ -115,7 +119,8 @@ def test_history_lives_in_a_small_hash_with_a_ttl_and_counts_each_like_once(
     run(pipeline, events)
     key = state.key("burst", "hist", "someone")
     stored = {k.decode(): float(v) for k, v in state.client.hgetall(key).items()}
-    assert set(stored) == {"s"}  # creation time known from the events: no first-seen field
+    # Creation time known from the events: no first-seen field.
+    assert set(stored) == {"s", "qa", "qq", "qt"}
     tau = load_config().burst.history_tau_seconds
     watch = float(state.client.get(state.key("burst", "watch")))
     assert watch == pytest.approx(T0)
@@ -123,8 +128,17 @@ def test_history_lives_in_a_small_hash_with_a_ttl_and_counts_each_like_once(
     decayed = stored["s"] * math.exp((watch - events[-1].ts) / tau)
     assert 29.9 < decayed <= 30.0
     assert 0 < state.client.ttl(key) <= load_config().burst.history_ttl_seconds
+    # The recent likes, decayed with quick_tau to the newest recorded like; none was quick
+    # (no dwell known). Recording starts with the batch that reaches the record bar, so
+    # the recent count is at most the hour's likes decayed over the hour.
+    quick_tau = load_config().burst.quick_tau_seconds
+    assert stored["qt"] == pytest.approx(events[-1].ts)
+    assert stored["qq"] == 0.0
+    spread = sum(math.exp((e.ts - events[-1].ts) / quick_tau) for e in events)
+    assert 0 < stored["qa"] <= spread + 1e-9
     run(pipeline, events)  # a redelivery: nothing is fresh, nothing is recorded twice
-    assert float(state.client.hget(key, "s")) == pytest.approx(stored["s"])
+    again = {k.decode(): float(v) for k, v in state.client.hgetall(key).items()}
+    assert again == pytest.approx(stored)
 
 
 def test_only_accounts_busy_enough_for_history_to_matter_are_recorded(state: RedisState) -> None:
@@ -135,3 +149,30 @@ def test_only_accounts_busy_enough_for_history_to_matter_are_recorded(state: Red
     assert not state.client.exists(state.key("burst", "hist", "user7"))
     stored = state.client.hgetall(state.key("burst", "hist", "anon"))
     assert float(stored[b"f"]) == pytest.approx(T0, abs=HOUR)
+
+
+def slow_takeover(dwell_ms: int) -> list[LikeEvent]:
+    # 70 likes an hour for two hours, from 20 minutes after watching started: under the
+    # 150-an-hour peer bar, and too early for a quiet history to lower it.
+    return likes("taken", T0 + 1200, 140, 2 * HOUR, dwell_ms=dwell_ms)
+
+
+def test_a_slow_takeover_pressing_without_viewing_is_flagged_before_it_has_history(
+    state: RedisState,
+) -> None:
+    alerts = run(Pipeline(state, only_burst()), background(3) + slow_takeover(dwell_ms=700))
+    # Found within the first hour, and again after the cool-down while it goes on.
+    assert {a.subject_id for a in alerts} == {"taken"}
+    assert alerts[0].event_time < T0 + 1200 + HOUR
+    evidence = alerts[0].evidence
+    assert evidence["window_seconds"] == 3600
+    assert evidence["likes_in_window"] < evidence["population_threshold"]
+    assert evidence["quick_share"] > load_config().burst.quick_share
+    assert evidence["threshold"] == evidence["quick_threshold"]
+    stored = state.client.hgetall(state.key("burst", "hist", "taken"))
+    assert float(stored[b"qq"]) == pytest.approx(float(stored[b"qa"]))  # every like quick
+
+
+def test_a_heavy_person_at_the_same_pace_who_views_the_posts_is_not(state: RedisState) -> None:
+    alerts = run(Pipeline(state, only_burst()), background(3) + slow_takeover(dwell_ms=8000))
+    assert alerts == []
