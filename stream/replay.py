@@ -8,9 +8,7 @@ topic, paced like the original or faster, to test a live pipeline on a recorded 
 
 from __future__ import annotations
 
-import queue
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -146,53 +144,6 @@ def _batches(items: Iterator[Placed], size: int) -> Iterator[list[Event]]:
         yield batch
 
 
-_DONE = object()
-
-
-def _read_ahead(batches: Iterator[list[Event]], depth: int = 4) -> Iterator[list[Event]]:
-    """``batches``, read and decoded by a second thread while this one runs the pipeline.
-
-    The pipeline spends most of its time waiting for Redis, with the GIL released; reading,
-    decoding, validating and ordering the next batches meanwhile is nearly free. Order and
-    batch boundaries are exactly those of ``batches``; an error in the reader is raised here.
-    Leaving the loop early (an error in the pipeline) stops the reader.
-    """
-    ready: queue.Queue[object] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def read() -> None:
-        try:
-            for batch in batches:
-                if not put(batch):
-                    return
-            put(_DONE)
-        except BaseException as err:
-            put(err)
-
-    reader = threading.Thread(target=read, name="likeguard-replay-reader", daemon=True)
-    reader.start()
-    try:
-        while True:
-            item = ready.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()
-        reader.join()
-
-
 def replay(
     paths: list[Path],
     pipeline: Pipeline,
@@ -204,14 +155,13 @@ def replay(
 ) -> ReplaySummary:
     """Run ``paths`` through ``pipeline`` in event-time order; alerts go to ``out``.
 
-    Batches of ``batch_size`` valid events, in event-time order (rejects go to ``rejects``),
-    are read ahead by a second thread while the pipeline works.
+    Batches of ``batch_size`` valid events, in event-time order (rejects go to ``rejects``).
     """
     summary = ReplaySummary(files=len(paths), rejects_path=rejects.path)
     started = time.monotonic()
     events = _events(merge_by_event_time(paths, reorder_buffer), summary, rejects)
     try:
-        for batch in _read_ahead(_batches(events, batch_size)):
+        for batch in _batches(events, batch_size):
             result = pipeline.process(batch)
             summary.outcomes.update(result.outcomes)
             for alert in result.alerts:
