@@ -1,8 +1,9 @@
 """The baseline: a bare Faust agent that only takes batches off the likes topic and acks them.
 
 Configured exactly like the worker in ``stream/app.py`` (same ``LIKEGUARD_*`` settings: broker,
-session timeout, heartbeat, batch size and timeout, raw serialisers, earliest offset reset), so
-the ratio of the two measures what detection costs, not what Faust costs. It exports the two
+session timeout, heartbeat, fetch wait, batch size and timeout, raw serialisers, earliest offset
+reset: it builds its app with ``new_faust_app``), so the ratio of the two measures what
+detection costs, not what Faust costs. It exports the two
 metrics the benchmark polls under the worker's names, so one poller reads both::
 
     LIKEGUARD_LIKES_TOPIC=t LIKEGUARD_APP_ID=g LIKEGUARD_METRICS_PORT=9200 \\

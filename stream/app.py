@@ -2,9 +2,14 @@
 
 Per batch taken from Kafka: decode and validate every record (bad ones go to the dead-letter
 topic with the reason), run the valid ones through the pipeline, publish the alerts and wait
-for the broker to acknowledge them. Only then does Faust ack the batch, so a crash at any
-point redelivers it: windows are idempotent by ``event_id`` and alert ids are deterministic,
-so redelivery neither double-counts nor loses an alert (downstream deduplicates by id).
+for the broker to acknowledge them and the dead letters. Only then are the batch's records
+acked, so a crash at any point redelivers them: windows are idempotent by ``event_id`` and
+alert ids are deterministic, so redelivery neither double-counts nor loses an alert
+(downstream deduplicates by id).
+
+The agent takes and decodes batch N+1 while batch N is in the pipeline (:class:`BatchLane`):
+Faust's per-record work runs on the event loop while the pipeline waits on Redis in its
+thread. The pipeline itself stays serial and in order, one batch at a time.
 
 No ``group_by``: every worker sees the same Redis, so cross-account state needs no
 repartitioning.
@@ -17,10 +22,13 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import EventT
 
 from detectors.config import load_config
@@ -36,6 +44,8 @@ log = logging.getLogger(__name__)
 #: Backoff bounds when Redis is unavailable: the batch is retried, never skipped.
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 30.0
+
+_T = TypeVar("_T")
 
 
 def dead_letter(event: EventT, error: InvalidEvent) -> tuple[bytes | None, bytes]:
@@ -59,11 +69,27 @@ def dead_letter(event: EventT, error: InvalidEvent) -> tuple[bytes | None, bytes
     return key, json.dumps(record, ensure_ascii=False).encode("utf-8")
 
 
+async def _in_thread(func: Callable[..., _T], *args: Any) -> _T:
+    """``asyncio.to_thread``, except that a cancelled caller still waits for the thread.
+
+    A thread cannot be interrupted: without this, cancelling the caller (worker shutdown)
+    would release :class:`Detection`'s lock while the pipeline still runs, and the next
+    holder (the shutdown checkpoint) would use the pipeline from a second thread.
+    """
+    future = asyncio.ensure_future(asyncio.to_thread(func, *args))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait([future])
+        raise
+
+
 class Detection:
     """Owns the pipeline of one worker process and serialises access to it.
 
     The pipeline is synchronous (redis-py); it runs in a thread so the event loop keeps
-    serving Kafka heartbeats while Redis works.
+    serving Kafka heartbeats (and taking the next batch) while Redis works. The lock keeps
+    one batch in the pipeline at a time, across both agents.
     """
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
@@ -88,8 +114,8 @@ class Detection:
                 try:
                     pipeline = self._pipeline
                     if pipeline is None:  # first batch, or Redis was down until now
-                        pipeline = await asyncio.to_thread(self._open)
-                    return await asyncio.to_thread(pipeline.process, events)
+                        pipeline = await _in_thread(self._open)
+                    return await _in_thread(pipeline.process, events)
                 except StateError as err:
                     log.error(
                         "batch of %d events not processed, retrying in %.1f s: %s",
@@ -104,9 +130,65 @@ class Detection:
         async with self._lock:
             if self._pipeline is not None:
                 try:
-                    await asyncio.to_thread(self._pipeline.close)
+                    await _in_thread(self._pipeline.close)
                 except StateError as err:
                     log.warning("could not checkpoint models on shutdown: %s", err)
+
+
+@dataclass(slots=True)
+class TakenBatch:
+    """A batch taken from Kafka and decoded, waiting for the pipeline or in it."""
+
+    #: Every record taken, valid or not: all are acked together once the batch is done.
+    records: Sequence[EventT]
+    #: The records that passed validation, in order.
+    events: list[Event] = field(default_factory=list)
+    #: Dead letters on their way to the broker; the batch is acked only after they land.
+    sent: list[Awaitable[Any]] = field(default_factory=list)
+    #: ``time.monotonic()`` when the batch was taken.
+    taken_at: float = field(default_factory=time.monotonic)
+
+
+class BatchLane:
+    """Runs taken batches one at a time, in order, while the agent takes the next one.
+
+    ``submit`` waits for the previous batch to be done (its records acked) before starting
+    the next, so at most two batches are held: one being finished, one decoded and waiting.
+    Faust's take buffer does not refill while the agent holds a batch, so nothing else
+    accumulates beyond Faust's own bounded topic buffer. A batch that fails raises from the
+    next ``submit`` (or ``wait``), so the agent crashes as it did when it processed inline;
+    its records stay unacked and are redelivered.
+    """
+
+    def __init__(self, finish: Callable[[TakenBatch], Coroutine[Any, Any, None]]) -> None:
+        self._finish = finish
+        self._current: asyncio.Task[None] | None = None
+
+    async def submit(self, batch: TakenBatch) -> None:
+        await self.wait()
+        self._current = asyncio.create_task(self._finish(batch))
+        self._current.add_done_callback(_log_failure)
+
+    async def wait(self) -> None:
+        """Until the batch in progress is done; raises its error if it failed."""
+        task, self._current = self._current, None
+        if task is not None:
+            await task
+
+    async def cancel(self) -> None:
+        """Stop the batch in progress (its records stay unacked, so they are redelivered)."""
+        task, self._current = self._current, None
+        if task is not None:
+            task.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    # Logged when it happens: the agent only sees the error when it submits the next batch,
+    # which may be much later on a quiet topic.
+    if not task.cancelled() and task.exception() is not None:
+        log.error("batch failed; its records stay unacked", exc_info=task.exception())
 
 
 #: Topic options for records likeguard decodes itself (so bad bytes reach the dead letters).
@@ -118,9 +200,43 @@ RAW_TOPIC: dict[str, Any] = {
 }
 
 
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer thread, with the fetch wait of :class:`KafkaTransport`."""
+
+    def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # Faust passes fetch_max_wait_ms=1500 and offers no setting for it. aiokafka keeps the
+        # value as given and hands it to its Fetcher in start(), which runs after this returns
+        # (tests/unit/stream/test_app.py checks that it arrives).
+        wait = getattr(transport, "fetch_max_wait_ms", None)
+        if wait is not None:
+            consumer._fetch_max_wait_ms = wait
+        return consumer
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class KafkaTransport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport with a configurable fetch wait (Faust fixes it at 1.5 s).
+
+    The broker holds a fetch request open up to this long waiting for records; some brokers
+    (Tansu) hold it most of that time even while records arrive, so it bounds how fresh a
+    batch can be. Installed by :func:`new_faust_app` through the app's ``transport``.
+    """
+
+    Consumer = _Consumer
+
+    def __init__(self, url: Any, app: faust.App, *, fetch_max_wait_ms: int) -> None:
+        super().__init__(url, app)
+        self.fetch_max_wait_ms = fetch_max_wait_ms
+
+
 def new_faust_app(settings: Settings) -> faust.App:
     """A Faust app with likeguard's consumer settings and no agents (the bench reuses it)."""
-    return faust.App(
+    app = faust.App(
         settings.app_id,
         broker=settings.broker,
         store="memory://",
@@ -132,6 +248,13 @@ def new_faust_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
     )
+    # Before anything creates the default transport (declaring a topic would).
+    app.transport = KafkaTransport(
+        app.conf.broker_consumer,
+        app,
+        fetch_max_wait_ms=max(1, round(settings.fetch_max_wait_seconds * 1000)),
+    )
+    return app
 
 
 def create_app(settings: Settings, metrics: Metrics) -> faust.App:
@@ -143,43 +266,58 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
     dead_letter_topic = app.topic(settings.dead_letter_topic, **RAW_TOPIC)
     detection = Detection(settings, metrics)
 
-    async def handle(batch: Sequence[EventT]) -> None:
-        started = time.monotonic()
-        events: list[Event] = []
-        pending = []
-        for item in batch:
+    async def take(records: Sequence[EventT]) -> TakenBatch:
+        """Decode and validate; rejected records go to the dead-letter topic."""
+        batch = TakenBatch(records)
+        for item in records:
             try:
-                events.append(parse_event(item.value))
+                batch.events.append(parse_event(item.value))
             except InvalidEvent as err:
                 metrics.observe_reject(err.reason)
                 key, value = dead_letter(item, err)
-                pending.append(await dead_letter_topic.send(key=key, value=value))
+                batch.sent.append(await dead_letter_topic.send(key=key, value=value))
                 metrics.dead_letters.inc()
-        result = await detection.process(events) if events else BatchResult()
+        return batch
+
+    async def finish(batch: TakenBatch, stream: faust.Stream) -> None:
+        """Pipeline, alerts, then the acks: after the broker took alerts and dead letters."""
+        result = await detection.process(batch.events) if batch.events else BatchResult()
+        pending = batch.sent
         for alert in result.alerts:
             pending.append(
                 await alerts_topic.send(
                     key=alert.subject_id.encode("utf-8"), value=alert.to_json().encode("utf-8")
                 )
             )
-        # Wait for the broker to take every alert and dead letter before the batch is acked.
         await asyncio.gather(*pending)
-        metrics.observe_batch(result, len(batch), started)
+        for record in batch.records:
+            await stream.ack(record)
+        metrics.observe_batch(result, len(batch.records), batch.taken_at)
 
-    # faust types agents with StreamT, which lacks take_events; the runtime object is a Stream.
+    async def drive(stream: faust.Stream) -> None:
+        # take_events() would ack a batch as soon as the agent asks for the next one, i.e.
+        # before the lane has finished it. noack_take() yields the events and never acks
+        # them; on a noack() stream nothing else acks them either: finish() does.
+        # faust types noack() as StreamT, which lacks noack_take; it returns a Stream.
+        manual = cast(faust.Stream, stream.noack())
+        lane = BatchLane(lambda batch: finish(batch, manual))
+        try:
+            async for records in manual.noack_take(
+                settings.batch_size, within=settings.batch_timeout_seconds
+            ):
+                await lane.submit(await take(records))
+            await lane.wait()
+        finally:
+            await lane.cancel()
+
+    # faust types agents with StreamT; the runtime object is a Stream.
     @app.agent(likes_topic, name="likeguard.detect")  # type: ignore[arg-type]
     async def detect(stream: faust.Stream) -> None:
-        async for batch in stream.take_events(
-            settings.batch_size, within=settings.batch_timeout_seconds
-        ):
-            await handle(batch)
+        await drive(stream)
 
     @app.agent(accounts_topic, name="likeguard.accounts")  # type: ignore[arg-type]
     async def accounts(stream: faust.Stream) -> None:
-        async for batch in stream.take_events(
-            settings.batch_size, within=settings.batch_timeout_seconds
-        ):
-            await handle(batch)
+        await drive(stream)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def checkpoint_models(sender: Any, **_: Any) -> None:

@@ -373,7 +373,8 @@ def build() -> dict:
         lay.place(
             timeseries(
                 "Processing latency (batch taken from Kafka -> alerts published)",
-                "Quantiles over all selected workers.",
+                "Quantiles over all selected workers. Includes the wait for the previous "
+                "batch: a worker takes the next batch while one is in the pipeline.",
                 targets(
                     (quantile(0.5, "likeguard_processing_latency_seconds"), "p50"),
                     (quantile(0.99, "likeguard_processing_latency_seconds"), "p99"),
@@ -381,7 +382,30 @@ def build() -> dict:
                 unit="s",
                 steps=thresholds((None, "green"), (5, "red")),
             ),
-            12,
+            8,
+            8,
+        )
+    )
+    add(
+        lay.place(
+            timeseries(
+                "Event-time lag per batch",
+                "Quantiles over every processed batch of the wall clock at its end minus its "
+                "newest event time: how late the freshest finding of a batch can be. "
+                "'newest event' is the wall clock minus the newest event time any worker has "
+                "processed; unlike the per-worker lag it keeps rising when processing stops.",
+                targets(
+                    (quantile(0.5, "likeguard_batch_event_time_lag_seconds"), "p50"),
+                    (quantile(0.99, "likeguard_batch_event_time_lag_seconds"), "p99"),
+                    (
+                        f"time() - max(likeguard_newest_event_timestamp_seconds{{{SEL}}})",
+                        "newest event",
+                    ),
+                ),
+                unit="s",
+                steps=thresholds((None, "green"), (1, "orange"), (900, "red")),
+            ),
+            8,
             8,
         )
     )
@@ -401,7 +425,7 @@ def build() -> dict:
                     ),
                 ),
             ),
-            12,
+            8,
             8,
         )
     )

@@ -34,6 +34,8 @@ KNOWN_METRICS = frozenset(
         "likeguard_rejects_total",
         "likeguard_alerts_total",
         "likeguard_event_time_lag_seconds",
+        "likeguard_newest_event_timestamp_seconds",
+        "likeguard_batch_event_time_lag_seconds",
         "likeguard_last_processed_timestamp_seconds",
         "likeguard_processing_latency_seconds",
         "likeguard_batch_size_events",

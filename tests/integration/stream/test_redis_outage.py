@@ -2,7 +2,8 @@
 
 The worker starts against a Redis port where nothing listens yet; events are produced; then a
 real Redis server starts on that port, and every event must be processed and the alert
-published.
+published. While Redis is down the worker must commit no offset: it takes further batches
+meanwhile, but acks none of them before the pipeline has processed it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.livestack import Stack, free_port, metric, scrape, small_capture, stop
+from tests.support.livestack import (
+    Stack,
+    end_offsets,
+    free_port,
+    group_lag,
+    metric,
+    scrape,
+    small_capture,
+    stop,
+)
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
@@ -39,6 +49,8 @@ def test_worker_waits_out_a_redis_outage_without_losing_events(
     stack.env["LIKEGUARD_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
     metrics_port = free_port()
     capture = small_capture(tmp_path / "capture.jsonl", bad_lines=False)
+    # Small batches, so that the worker has taken several while the first one waits on Redis.
+    stack.env["LIKEGUARD_BATCH_SIZE"] = "50"
     worker = stack.start_worker(tmp_path / "worker.log", metrics_port=metrics_port)
     server: subprocess.Popen[bytes] | None = None
     try:
@@ -46,16 +58,24 @@ def test_worker_waits_out_a_redis_outage_without_losing_events(
             "replay", str(capture), "--to-kafka", stack.env["LIKEGUARD_LIKES_TOPIC"]
         )
         assert published.returncode == 0, published.stderr
-        # Let the worker take a batch and fail on it a few times.
+        # Let the worker take a batch and fail on it a few times: three retries take 3.5 s,
+        # longer than Faust's commit interval (2.8 s), so an early ack would be committed.
         deadline = time.monotonic() + 60
         log = tmp_path / "worker.log"
-        while "retrying" not in log.read_text(errors="replace"):
+        while log.read_text(errors="replace").count("retrying") < 3:
             assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
             time.sleep(0.5)
         assert (
             metric(scrape(metrics_port), "likeguard_events_total", type="like", outcome="accepted")
             == 0
         )
+        bootstrap = stack.env["LIKEGUARD_BROKER"].split("://", 1)[-1]
+        ends = end_offsets(bootstrap, stack.env["LIKEGUARD_LIKES_TOPIC"])
+        assert sum(ends.values()) == 400
+        lag = group_lag(
+            bootstrap, stack.env["LIKEGUARD_APP_ID"], stack.env["LIKEGUARD_LIKES_TOPIC"], ends
+        )
+        assert lag in (None, 400), f"offsets committed while Redis was down (lag {lag})"
 
         server = subprocess.Popen(
             [
