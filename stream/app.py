@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 import faust
+from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import EventT
 
@@ -157,7 +158,8 @@ class BatchLane:
     Faust's take buffer does not refill while the agent holds a batch, so nothing else
     accumulates beyond Faust's own bounded topic buffer. A batch that fails raises from the
     next ``submit`` (or ``wait``), so the agent crashes as it did when it processed inline;
-    its records stay unacked and are redelivered.
+    its records stay unacked, so the group never commits past them and they are delivered
+    again after a restart or rebalance.
     """
 
     def __init__(self, finish: Callable[[TakenBatch], Coroutine[Any, Any, None]]) -> None:
@@ -203,14 +205,13 @@ RAW_TOPIC: dict[str, Any] = {
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """Faust's aiokafka consumer thread, with the fetch wait of :class:`KafkaTransport`."""
 
-    def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> Any:
+    def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         # Faust passes fetch_max_wait_ms=1500 and offers no setting for it. aiokafka keeps the
         # value as given and hands it to its Fetcher in start(), which runs after this returns
-        # (tests/unit/stream/test_app.py checks that it arrives).
-        wait = getattr(transport, "fetch_max_wait_ms", None)
-        if wait is not None:
-            consumer._fetch_max_wait_ms = wait
+        # (tests/unit/stream/test_app.py checks the value the consumer holds).
+        if isinstance(transport, KafkaTransport):
+            consumer._fetch_max_wait_ms = transport.fetch_max_wait_ms
         return consumer
 
 
