@@ -1,15 +1,17 @@
 """The live path: a Faust app whose agents are thin drivers around :class:`Pipeline`.
 
-Per batch taken from Kafka: decode and validate every record (bad ones go to the dead-letter
-topic with the reason), run the valid ones through the pipeline, publish the alerts and wait
-for the broker to acknowledge them and the dead letters. Only then are the batch's records
+Per batch taken from Kafka: a detection child process decodes and validates every record and
+runs the valid ones through the pipeline; the parent sends the bad ones to the dead-letter
+topic with the reason, publishes the alerts and waits for the broker to acknowledge them and
+the dead letters. Only then are the batch's records
 acked, so a crash at any point redelivers them: windows are idempotent by ``event_id`` and
 alert ids are deterministic, so redelivery neither double-counts nor loses an alert
 (downstream deduplicates by id).
 
-The agent takes and decodes batch N+1 while batch N is in the pipeline (:class:`BatchLane`):
-Faust's per-record work runs on the event loop while the pipeline waits on Redis in its
-thread. The pipeline itself stays serial and in order, one batch at a time.
+The agent takes batch N+1 while batch N is in detection (:class:`BatchLane`): Faust's
+per-record work runs on the event loop, on one core, while the child process
+(:mod:`stream.detection_process`) runs the pipeline on another. Detection stays serial and in
+order, one batch at a time.
 
 No ``group_by``: every worker sees the same Redis, so cross-account state needs no
 repartitioning.
@@ -25,19 +27,16 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import faust
 from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import EventT
 
-from detectors.config import load_config
-from detectors.pipeline import BatchResult, Pipeline
-from detectors.state import RedisState, StateError
-from schemas.records import Event
-from schemas.validate import InvalidEvent, parse_event
+from schemas.validate import InvalidEvent
 from stream.config import Settings
+from stream.detection_process import ChildResult, DetectionProcess
 from stream.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -45,8 +44,6 @@ log = logging.getLogger(__name__)
 #: Backoff bounds when Redis is unavailable: the batch is retried, never skipped.
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 30.0
-
-_T = TypeVar("_T")
 
 
 def dead_letter(event: EventT, error: InvalidEvent) -> tuple[bytes | None, bytes]:
@@ -70,70 +67,50 @@ def dead_letter(event: EventT, error: InvalidEvent) -> tuple[bytes | None, bytes
     return key, json.dumps(record, ensure_ascii=False).encode("utf-8")
 
 
-async def _in_thread(func: Callable[..., _T], *args: Any) -> _T:
-    """``asyncio.to_thread``, except that a cancelled caller still waits for the thread.
-
-    A thread cannot be interrupted: without this, cancelling the caller (worker shutdown)
-    would release :class:`Detection`'s lock while the pipeline still runs, and the next
-    holder (the shutdown checkpoint) would use the pipeline from a second thread.
-    """
-    future = asyncio.ensure_future(asyncio.to_thread(func, *args))
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        await asyncio.wait([future])
-        raise
-
-
 class Detection:
-    """Owns the pipeline of one worker process and serialises access to it.
+    """Owns the detection of one worker process and serialises access to it.
 
-    The pipeline is synchronous (redis-py); it runs in a thread so the event loop keeps
-    serving Kafka heartbeats (and taking the next batch) while Redis works. The lock keeps
-    one batch in the pipeline at a time, across both agents.
+    The pipeline runs in a child process (:class:`~stream.detection_process.DetectionProcess`),
+    so Faust's event loop keeps serving Kafka and taking the next batch on its own core
+    while the child decodes, validates and runs the batch. The lock keeps one batch in the
+    child at a time, across both agents.
     """
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self._pipeline: Pipeline | None = None
+        self._child: DetectionProcess | None = None
         self._lock = asyncio.Lock()
 
-    def _open(self) -> Pipeline:
-        if self._pipeline is None:
-            state = RedisState.from_url(
-                self.settings.redis_url, self.settings.namespace, self.metrics.observe_redis
-            )
-            self._pipeline = Pipeline(state, load_config(self.settings.config or None))
-        return self._pipeline
-
-    async def process(self, events: Sequence[Event]) -> BatchResult:
-        """Run a batch, retrying with backoff while Redis is down (never skipping it)."""
+    async def process(self, values: Sequence[bytes]) -> ChildResult:
+        """Run a batch of raw record values, retrying with backoff while Redis is down (never
+        skipping it); the result has the rejects for the dead-letter topic."""
         delay = RETRY_FIRST_SECONDS
         async with self._lock:
+            if self._child is None:
+                self._child = DetectionProcess(self.settings)
             while True:
-                try:
-                    pipeline = self._pipeline
-                    if pipeline is None:  # first batch, or Redis was down until now
-                        pipeline = await _in_thread(self._open)
-                    return await _in_thread(pipeline.process, events)
-                except StateError as err:
-                    log.error(
-                        "batch of %d events not processed, retrying in %.1f s: %s",
-                        len(events),
-                        delay,
-                        err,
-                    )
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, RETRY_MAX_SECONDS)
+                done = await self._child.run(values)
+                for operation, seconds, failed in done.timings:
+                    self.metrics.observe_redis(operation, seconds, failed)
+                if done.state_error is None:
+                    return done
+                log.error(
+                    "batch of %d records not processed, retrying in %.1f s: %s",
+                    len(values),
+                    delay,
+                    done.state_error,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
 
     async def close(self) -> None:
         async with self._lock:
-            if self._pipeline is not None:
-                try:
-                    await _in_thread(self._pipeline.close)
-                except StateError as err:
-                    log.warning("could not checkpoint models on shutdown: %s", err)
+            if self._child is not None:
+                error = await self._child.close()
+                self._child = None
+                if error is not None:
+                    log.warning("could not checkpoint models on shutdown: %s", error)
 
 
 @dataclass(slots=True)
@@ -142,8 +119,8 @@ class TakenBatch:
 
     #: Every record taken, valid or not: all are acked together once the batch is done.
     records: Sequence[EventT]
-    #: The records that passed validation, in order.
-    events: list[Event] = field(default_factory=list)
+    #: The records' raw values, in order (decoded and validated by the detection process).
+    values: list[bytes] = field(default_factory=list)
     #: Dead letters on their way to the broker; the batch is acked only after they land.
     sent: list[Awaitable[Any]] = field(default_factory=list)
     #: ``time.monotonic()`` when the batch was taken.
@@ -191,6 +168,13 @@ def _log_failure(task: asyncio.Task[None]) -> None:
     # which may be much later on a quiet topic.
     if not task.cancelled() and task.exception() is not None:
         log.error("batch failed; its records stay unacked", exc_info=task.exception())
+
+
+def _raw(value: Any) -> bytes:
+    """A record value as bytes (``None``, a tombstone, becomes empty: rejected as not JSON)."""
+    if isinstance(value, bytes):
+        return value
+    return bytes(value or b"")
 
 
 #: Topic options for records likeguard decodes itself (so bad bytes reach the dead letters).
@@ -268,23 +252,18 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
     detection = Detection(settings, metrics)
 
     async def take(records: Sequence[EventT]) -> TakenBatch:
-        """Decode and validate; rejected records go to the dead-letter topic."""
-        batch = TakenBatch(records)
-        for item in records:
-            try:
-                batch.events.append(parse_event(item.value))
-            except InvalidEvent as err:
-                metrics.observe_reject(err.reason)
-                key, value = dead_letter(item, err)
-                batch.sent.append(await dead_letter_topic.send(key=key, value=value))
-                metrics.dead_letters.inc()
-        return batch
+        return TakenBatch(records, [_raw(item.value) for item in records])
 
     async def finish(batch: TakenBatch, stream: faust.Stream) -> None:
-        """Pipeline, alerts, then the acks: after the broker took alerts and dead letters."""
-        result = await detection.process(batch.events) if batch.events else BatchResult()
+        """Detection, dead letters and alerts, then the acks: after the broker took them all."""
+        done = await detection.process(batch.values) if batch.values else ChildResult()
         pending = batch.sent
-        for alert in result.alerts:
+        for rejected in done.rejected:
+            metrics.observe_reject(rejected.reason)
+            key, value = dead_letter(batch.records[rejected.index], rejected.error())
+            pending.append(await dead_letter_topic.send(key=key, value=value))
+            metrics.dead_letters.inc()
+        for alert in done.result.alerts:
             pending.append(
                 await alerts_topic.send(
                     key=alert.subject_id.encode("utf-8"), value=alert.to_json().encode("utf-8")
@@ -293,7 +272,7 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
         await asyncio.gather(*pending)
         for record in batch.records:
             await stream.ack(record)
-        metrics.observe_batch(result, len(batch.records), batch.taken_at)
+        metrics.observe_batch(done.result, len(batch.records), batch.taken_at)
 
     async def drive(stream: faust.Stream) -> None:
         # take_events() would ack a batch as soon as the agent asks for the next one, i.e.

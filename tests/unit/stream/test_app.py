@@ -4,21 +4,20 @@ under cancellation, the fetch-wait hook, and the metrics of a finished batch."""
 from __future__ import annotations
 
 import asyncio
-import threading
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from bench.bare_agent import create_bare_app
 from detectors.pipeline import BatchResult
-from stream.app import BatchLane, KafkaTransport, TakenBatch, _in_thread, new_faust_app
+from stream.app import BatchLane, KafkaTransport, TakenBatch, new_faust_app
 from stream.config import Settings
 from stream.metrics import Metrics
 
 
 def batch(n: int) -> TakenBatch:
     """A stand-in batch; the lane only passes it to ``finish``."""
-    return TakenBatch(records=[], events=[], sent=[], taken_at=float(n))
+    return TakenBatch(records=[], values=[], sent=[], taken_at=float(n))
 
 
 class Recorder:
@@ -90,31 +89,6 @@ def test_lane_cancel_stops_the_batch_in_progress() -> None:
         return rec
 
     assert asyncio.run(scenario()).log == [("start", 1)]
-
-
-def test_a_cancelled_caller_still_waits_for_the_pipeline_thread() -> None:
-    entered, leave = threading.Event(), threading.Event()
-    finished: list[str] = []
-
-    def work() -> str:
-        entered.set()
-        leave.wait(10)
-        finished.append("thread")
-        return "done"
-
-    async def scenario() -> None:
-        call = asyncio.create_task(_in_thread(work))
-        await asyncio.to_thread(entered.wait, 10)
-        call.cancel()
-        await asyncio.sleep(0.05)
-        # Cancelled, but not done while the thread still runs.
-        assert not call.done()
-        leave.set()
-        with pytest.raises(asyncio.CancelledError):
-            await call
-        assert finished == ["thread"]
-
-    asyncio.run(scenario())
 
 
 def test_fetch_wait_setting_reaches_the_aiokafka_consumer() -> None:

@@ -1,0 +1,173 @@
+"""The worker's detection, in a child process: Faust and the pipeline stop sharing one GIL.
+
+In one process, Faust's event loop (about 150 µs of Python per record) and the pipeline
+thread take turns on the interpreter lock, and every Redis reply waits for it (up to the
+5 ms switch interval): the worker ran at two thirds of a bare Faust agent while both of the
+machine's cores had room. Here the parent only moves records; a child process decodes and
+validates each batch's raw values, runs the :class:`~detectors.pipeline.Pipeline`, and
+returns the result, the rejects (the parent turns them into dead letters, it has the record
+metadata) and its Redis call timings (the parent owns the Prometheus registry).
+
+The functions below run in the child; :class:`DetectionProcess` is the parent's handle. One
+batch at a time: the caller (``stream.app.Detection``) serialises, as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+from detectors.config import load_config
+from detectors.pipeline import BatchResult, Pipeline
+from detectors.state import RedisState, StateError
+from schemas.records import Event
+from schemas.validate import InvalidEvent, parse_event
+from stream.config import Settings
+
+#: (operation, seconds, failed): one per Redis call, as :data:`detectors.state.RedisObserver`.
+Timing = tuple[str, float, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record of the batch that failed validation (``index`` into the values sent)."""
+
+    index: int
+    reason: str
+    message: str
+    field: str | None
+
+    def error(self) -> InvalidEvent:
+        return InvalidEvent(self.reason, self.message, self.field)
+
+
+@dataclass(slots=True)
+class ChildResult:
+    """What the child sends back for one batch."""
+
+    result: BatchResult = field(default_factory=BatchResult)
+    rejected: list[Rejected] = field(default_factory=list)
+    timings: list[Timing] = field(default_factory=list)
+    #: Set when Redis failed: the batch was not processed and must be retried.
+    state_error: str | None = None
+
+
+# ------------------------------------------------------------------------------ the child
+
+_settings: Settings | None = None
+_pipeline: Pipeline | None = None
+_timings: list[Timing] = []
+
+
+def _initialize(settings: Settings) -> None:
+    global _settings
+    _settings = settings
+    # The parent decides when the child stops (after the shutdown checkpoint): a Ctrl-C or a
+    # SIGTERM sent to the whole process group must not kill it mid-batch. SIGKILL still does.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    # A parent killed alone (SIGKILL, the OOM killer) cannot stop its child; an orphan would
+    # hold Redis connections and memory forever. Its batch was never acked: nothing is lost.
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def _record(operation: str, seconds: float, failed: bool) -> None:
+    _timings.append((operation, seconds, failed))
+
+
+def _open() -> Pipeline:
+    global _pipeline
+    if _pipeline is None:
+        assert _settings is not None, "child not initialised"
+        state = RedisState.from_url(_settings.redis_url, _settings.namespace, _record)
+        _pipeline = Pipeline(state, load_config(_settings.config or None))
+    return _pipeline
+
+
+def decode(values: Sequence[bytes]) -> tuple[list[Event], list[Rejected]]:
+    """Valid events in order, and the rejects with their position (pure: no Redis).
+
+    >>> events, rejected = decode([b'{"type": "share"}', b'{"event_id": "e", "type": "like",'
+    ...     b' "actor_id": "a", "post_id": "p", "author_id": "u", "ts": 1793491200}'])
+    >>> [e.event_id for e in events], [(r.index, r.reason) for r in rejected]
+    (['e'], [(0, 'unknown_type')])
+    """
+    events: list[Event] = []
+    rejected: list[Rejected] = []
+    for index, value in enumerate(values):
+        try:
+            events.append(parse_event(value))
+        except InvalidEvent as err:
+            rejected.append(Rejected(index, err.reason, str(err.args[0]), err.field))
+    return events, rejected
+
+
+def run_batch(values: Sequence[bytes]) -> ChildResult:
+    """Decode, validate and run one batch (in the child)."""
+    _timings.clear()
+    events, rejected = decode(values)
+    out = ChildResult(rejected=rejected)
+    if events:
+        try:
+            out.result = _open().process(events)
+        except StateError as err:
+            out.state_error = str(err)
+    out.timings = list(_timings)
+    return out
+
+
+def close_pipeline() -> str | None:
+    """Checkpoint the models (on shutdown); the error text if Redis failed."""
+    if _pipeline is None:
+        return None
+    try:
+        _pipeline.close()
+    except StateError as err:
+        return str(err)
+    return None
+
+
+# ----------------------------------------------------------------------------- the parent
+
+
+class DetectionProcess:
+    """The parent's handle on the child: one process, started on first use.
+
+    ``spawn``, not ``fork``: the parent runs an event loop and aiokafka's threads, which a
+    forked child must not inherit. A worker killed with its process group takes the child
+    with it; a child that dies makes the next call fail (``BrokenProcessPool``), so the batch
+    stays unacked.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._executor = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_initialize,
+            initargs=(settings,),
+        )
+
+    async def run(self, values: Sequence[bytes]) -> ChildResult:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, run_batch, list(values))
+
+    async def close(self) -> str | None:
+        """Checkpoint in the child, then stop it."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, close_pipeline)
+        finally:
+            self._executor.shutdown(wait=True)
