@@ -225,14 +225,28 @@ class Process:
             return ""
 
     def rss_bytes(self) -> int | None:
-        """Resident memory now (VmRSS of /proc/<pid>/status)."""
-        try:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        except (OSError, ValueError, IndexError):
+        """Resident memory now: VmRSS of the worker and of its children (the detection
+        process), from /proc."""
+        total = _vm_rss(self.pid)
+        if total is None:
             return None
+        try:
+            children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        except OSError:
+            children = []
+        for child in children:
+            total += _vm_rss(int(child)) or 0
+        return total
+
+
+def _vm_rss(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
         return None
+    return None
 
 
 def stop_all(popens: list[subprocess.Popen[bytes]], timeout: float = 30) -> None:
