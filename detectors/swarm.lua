@@ -117,6 +117,33 @@ local function keep(key, seconds)
   expiring[key] = seconds
 end
 
+-- Store a pair's value in its account's pair hash. A new pair may put the hash over
+-- max_pairs (checked on a sample of new fields): then the half of its pairs that rank lowest
+-- by `rank(value, ts)` are forgotten: lockstep pairs with the least decayed weight, ring
+-- pairs with the oldest first like.
+local function lockstep_rank(v, ts)
+  local w, _, at = unpack_pair(PAIR_LW, 40, v)
+  return w * math.pow(0.5, math.max(0, ts - at) / pair_half_life)
+end
+
+local function ring_rank(v)
+  local _, _, first_like = unpack_pair(PAIR_RING, 32, v)
+  return first_like
+end
+
+local function store_pair(key, partner, value, rank, ts)
+  if redis.call('HSET', key, partner, value) == 1 then
+    keep(key, ttl)
+    if sampled() and redis.call('HLEN', key) > max_pairs then
+      local all = redis.call('HGETALL', key)
+      local rows = {}
+      for k = 1, #all, 2 do rows[#rows + 1] = { all[k], rank(all[k + 1], ts) } end
+      table.sort(rows, function(p, q) return p[2] < q[2] end)
+      for k = 1, math.floor(#rows / 2) do redis.call('HDEL', key, rows[k][1]) end
+    end
+  end
+end
+
 -- Likes between two accounts, both ways (`sw:rp:{lower id}` field = higher id, value
 -- "likes lower gave higher|likes higher gave lower|first like|edge"), since the pair's first
 -- like within fan_horizon. Returns likes a gave b, likes b gave a, first, edge.
@@ -433,21 +460,7 @@ local function pair_evidence(a, b, w, index, ts, post)
     local found = redis.call('MGET', P .. 'gm:l:' .. a, P .. 'gm:l:' .. b)
     if found[1] and found[1] == found[2] then touch(found[1], index, ts, first, 0) end
   end
-  if redis.call('HSET', key, y, struct.pack(PAIR_LW, weight, count, last, first, strong)) == 1 then
-    keep(key, ttl)
-    if sampled() and redis.call('HLEN', key) > max_pairs then
-      -- Over the cap: forget the pairs with the least (decayed) weight, half of them.
-      local all = redis.call('HGETALL', key)
-      local rows = {}
-      for k = 1, #all, 2 do
-        local w, _, at = unpack_pair(PAIR_LW, 40, all[k + 1])
-        local age = math.max(0, ts - at)
-        rows[#rows + 1] = { all[k], w * math.pow(0.5, age / pair_half_life) }
-      end
-      table.sort(rows, function(p, q) return p[2] < q[2] end)
-      for k = 1, math.floor(#rows / 2) do redis.call('HDEL', key, rows[k][1]) end
-    end
-  end
+  store_pair(key, y, struct.pack(PAIR_LW, weight, count, last, first, strong), lockstep_rank, ts)
 end
 
 -- The post's recent likers (`sw:pl:{post}`), member = account, "*" appended when the like
@@ -599,20 +612,7 @@ local function ring_evidence(a, author, index, ts, post)
   local x, y, xy, yx = a, author, gave, got
   if y < x then x, y, xy, yx = author, a, got, gave end
   local key = P .. 'rp:' .. x
-  if redis.call('HSET', key, y, struct.pack(PAIR_RING, xy, yx, first, edge)) == 1 then
-    keep(key, ttl)
-    if sampled() and redis.call('HLEN', key) > max_pairs then
-      -- Over the cap: forget the pairs with the oldest first like, half of them.
-      local all = redis.call('HGETALL', key)
-      local rows = {}
-      for k = 1, #all, 2 do
-        local _, _, first_like = unpack_pair(PAIR_RING, 32, all[k + 1])
-        rows[#rows + 1] = { all[k], first_like }
-      end
-      table.sort(rows, function(p, q) return p[2] < q[2] end)
-      for k = 1, math.floor(#rows / 2) do redis.call('HDEL', key, rows[k][1]) end
-    end
-  end
+  store_pair(key, y, struct.pack(PAIR_RING, xy, yx, first, edge), ring_rank, ts)
 end
 
 -- Reports are kept per trigger event (`sw:rep:{event id}`, one JSON row each, the row as

@@ -311,3 +311,22 @@ def test_pair_evidence_in_the_earlier_text_format_is_carried_over(state: RedisSt
     # The old evidence (decayed over 11 s: about the same) plus this co-like.
     assert weight > 0.9 and 2.9 < count < 3.0
     assert last == T0 + 11 and first == T0 - 60
+
+
+def test_pair_hashes_stay_near_their_cap(state: RedisState) -> None:
+    # a00 co-likes a fresh post with each of 64 accounts (lockstep pairs, kept under a00, the
+    # lower id) and likes 64 authors' posts (ring pairs, also under a00).
+    likes = []
+    for n in range(64):
+        post = f"fresh{n}"
+        likes.append(LikeEvent(f"a-{n}", "like", "a00", post, f"z{n:02d}", T0 + 10 * n))
+        likes.append(LikeEvent(f"b-{n}", "like", f"b{n:02d}", post, f"z{n:02d}", T0 + 10 * n + 1))
+    pipeline(state, max_pairs_per_account=8).process(likes)
+    # Checked on every 16th new pair of either kind (here they alternate), halved when over:
+    # 64 pairs each were written, a few dozen at most are kept.
+    for family in ("pw", "rp"):
+        size = state.client.hlen(state.key("sw", family, "a00"))
+        assert 0 < size <= 8 + 2 * 16, (family, size)
+    # The lockstep pairs kept are the strongest: those with the latest co-likes.
+    kept = {field.decode() for field in state.client.hkeys(state.key("sw", "pw", "a00"))}
+    assert "b63" in kept and "b00" not in kept
