@@ -1,5 +1,5 @@
-"""The live agent's building blocks that need no broker: the batch lane, the pipeline thread
-under cancellation, the fetch-wait hook, and the metrics of a finished batch."""
+"""The live agent's building blocks that need no broker: the batch lane, the fetch-wait hook,
+and the metrics of a finished batch."""
 
 from __future__ import annotations
 
