@@ -186,24 +186,34 @@ def test_farm_liking_a_popular_post_in_passing_does_not_implicate_its_author(
     assert alert.evidence["likers_day"] > 2 * alert.evidence["new_likers_day"]
 
 
-def test_popular_post_with_a_few_new_likers_is_not_flagged(state: RedisState) -> None:
-    start = T0 + 1800
-    crowd = [
+def crowd_on_hit(n: int, start: float) -> list[LikeEvent]:
+    """Established accounts liking the post "hit" by "star", one every 20 s."""
+    return [
         LikeEvent(f"c{i}", "like", f"user{i}", "hit", "star", start + i * 20, actor_created_at=OLD)
-        for i in range(40)
+        for i in range(n)
     ]
-    newcomers = [
+
+
+def newcomers_on_hit(n: int, start: float, gap: float, created: float) -> list[LikeEvent]:
+    """Accounts created at ``created`` liking "hit", one every ``gap`` seconds."""
+    return [
         LikeEvent(
             f"n{i}",
             "like",
             f"newcomer{i}",
             "hit",
             "star",
-            start + 5 + i * 90,
-            actor_created_at=start - 3600,
+            start + i * gap,
+            actor_created_at=created,
         )
-        for i in range(6)
+        for i in range(n)
     ]
+
+
+def test_popular_post_with_a_few_new_likers_is_not_flagged(state: RedisState) -> None:
+    start = T0 + 1800
+    crowd = crowd_on_hit(40, start)
+    newcomers = newcomers_on_hit(6, start + 5, gap=90, created=start - 3600)
     assert run(Pipeline(state, only_new_account_spike()), crowd + newcomers) == []
 
 
@@ -212,22 +222,8 @@ def test_likers_from_batches_without_new_accounts_count_towards_the_share(
 ) -> None:
     # The crowd likes in batches of its own; the newcomers come later, in another batch.
     start = T0 + 1800
-    crowd = [
-        LikeEvent(f"c{i}", "like", f"user{i}", "hit", "star", start + i * 20, actor_created_at=OLD)
-        for i in range(30)
-    ]
-    newcomers = [
-        LikeEvent(
-            f"n{i}",
-            "like",
-            f"newcomer{i}",
-            "hit",
-            "star",
-            start + 900 + i * 60,
-            actor_created_at=start - 3600,
-        )
-        for i in range(6)
-    ]
+    crowd = crowd_on_hit(30, start)
+    newcomers = newcomers_on_hit(6, start + 900, gap=60, created=start - 3600)
     pipeline = Pipeline(state, only_new_account_spike())
     assert run(pipeline, crowd, batch=10) == []
     assert pipeline.process(newcomers).alerts == []
