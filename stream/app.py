@@ -49,7 +49,7 @@ RETRY_MAX_SECONDS = 30.0
 def dead_letter(event: EventT, error: InvalidEvent) -> tuple[bytes | None, bytes]:
     """The dead-letter record for a rejected message: reason, place, and the exact payload."""
     message = event.message
-    raw = message.value if isinstance(message.value, bytes) else bytes(message.value or b"")
+    raw = _raw(message.value)
     record: dict[str, Any] = {
         "reason": error.reason,
         "field": error.field,
