@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from detectors.state import RedisState
-from detectors.windows import ADDED, WindowCounts, WindowSpec
+from detectors.windows import WindowCounts, WindowSpec
 from schemas.records import LikeEvent, SubjectKind
 
 #: Core window families the pipeline always keeps: likes and unlikes per actor, member =
@@ -92,13 +92,6 @@ class Batch:
     events: Sequence[LikeEvent]
     windows: Mapping[str, Sequence[WindowCounts | None]]
     state: RedisState
-
-    def is_fresh(self, index: int) -> bool:
-        """True the first time the event is seen: only fresh events may teach a model."""
-        event = self.events[index]
-        family = ACTOR_LIKES if event.type == "like" else ACTOR_UNLIKES
-        counts = self.windows[family][index]
-        return counts is not None and counts.status == ADDED
 
 
 class Detector(abc.ABC):
