@@ -22,6 +22,7 @@ class WindowsConfig:
     retention_seconds: int = 86400
     max_members: int = 2000
     key_ttl_seconds: int = 172800
+    mirror_keys: int = 200_000
 
 
 @dataclass(frozen=True, slots=True)

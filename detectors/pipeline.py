@@ -87,8 +87,9 @@ class Pipeline:
         self.detectors = list(default_detectors(config) if detectors is None else detectors)
         lengths = config.windows.lengths_seconds
         core = [
-            WindowSpec(ACTOR_LIKES, _actor_if("like"), lengths),  # type: ignore[arg-type]
-            WindowSpec(ACTOR_UNLIKES, _actor_if("unlike"), lengths),  # type: ignore[arg-type]
+            # Keyed by the actor, the partition key: one worker writes each, so it counts them.
+            WindowSpec(ACTOR_LIKES, _actor_if("like"), lengths, mirrored=True),  # type: ignore[arg-type]
+            WindowSpec(ACTOR_UNLIKES, _actor_if("unlike"), lengths, mirrored=True),  # type: ignore[arg-type]
         ]
         specs = core + [s for d in self.detectors for s in d.window_specs()]
         self.windows = WindowStore(state, config.windows, specs)

@@ -5,11 +5,21 @@
 -- event never counts twice. Counts are taken at the event's own time, (ts - length, ts], so
 -- they do not depend on the wall clock or on how far the stream has advanced since.
 --
+-- A *mirrored* family is counted by the caller, from its own copy of each key's scores (keys
+-- of the partition key, which one worker owns): here its entries are only added, and a key
+-- whose size or newest score is not what the caller's copy says (first touch, another writer,
+-- an expired key) is sent back whole, before this batch's additions, so the copy is rebuilt.
+--
 -- ARGV: namespace, n_families,
---       per family: name, retention, max_members, ttl, mode ("nx" | "gt"), n_lengths, lengths...
---       then one JSON array of entries, each [family index (1-based), key, member, ts]
--- Returns one comma-separated string: per entry, status (1 added, 0 already there, -1 older
--- than retention), then one count per length of its family (zeros for late entries).
+--       per family: name, retention, max_members, ttl, mode ("nx" | "gt"), mirrored (0 | 1),
+--       n_lengths, lengths... (a mirrored family has none)
+--       then one JSON array of entries, each [family index (1-based), key, member, ts], and
+--       for a mirrored family also [..., expected size, expected newest score] (-1, 0: the
+--       caller has no copy)
+-- Returns one string: per entry, status (1 added, 0 already there, -1 older than retention),
+-- then one count per length of its family (zeros for late entries), comma-separated; then,
+-- per mirrored key sent back, ";" entry index (1-based, the key's first entry) ":" its scores
+-- separated by ",".
 --
 -- Entries travel as one JSON document and the answer as one string because packing and
 -- parsing a RESP element per value costs the client far more than the Redis work itself.
@@ -22,27 +32,29 @@ local n_families = tonumber(ARGV[2])
 local i = 3
 local families = {}
 for f = 1, n_families do
-  local n_lengths = tonumber(ARGV[i + 5])
+  local n_lengths = tonumber(ARGV[i + 6])
   local lengths = {}
-  for l = 1, n_lengths do lengths[l] = tonumber(ARGV[i + 5 + l]) end
+  for l = 1, n_lengths do lengths[l] = tonumber(ARGV[i + 6 + l]) end
   families[f] = {
     prefix = ns .. ':w:' .. ARGV[i] .. ':',
     retention = tonumber(ARGV[i + 1]),
     max_members = tonumber(ARGV[i + 2]),
     ttl = tonumber(ARGV[i + 3]),
     mode = string.upper(ARGV[i + 4]),
+    mirrored = ARGV[i + 5] == '1',
     lengths = lengths,
   }
-  i = i + 6 + n_lengths
+  i = i + 7 + n_lengths
 end
 
 local out = {}
+local sent = {}
 -- Per key touched: its family and newest time. Trimming, capping and the TTL are applied once
 -- per key at the end: counts never look further back than the retention, so members that are
 -- due for trimming cannot change a count in the meantime.
 local touched = {}
 local entries = cjson.decode(ARGV[i])
-for _, entry in ipairs(entries) do
+for index, entry in ipairs(entries) do
   local family = families[entry[1]]
   local key = family.prefix .. entry[2]
   local member = entry[3]
@@ -50,7 +62,17 @@ for _, entry in ipairs(entries) do
   local seen = touched[key]
   if seen == nil then
     local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-    seen = {family = family, top = newest[2] and tonumber(newest[2]) or ts}
+    local top = newest[2] and tonumber(newest[2])
+    if family.mirrored then
+      local size = redis.call('ZCARD', key)
+      if size ~= entry[5] or (size > 0 and top ~= entry[6]) then
+        local scores = {}
+        local all = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+        for s = 2, #all, 2 do scores[#scores + 1] = all[s] end
+        sent[#sent + 1] = index .. ':' .. table.concat(scores, ',')
+      end
+    end
+    seen = {family = family, top = top or ts}
     touched[key] = seen
   end
   if ts > seen.top then seen.top = ts end
@@ -59,9 +81,11 @@ for _, entry in ipairs(entries) do
     for _ = 1, #family.lengths do out[#out + 1] = 0 end
   else
     out[#out + 1] = redis.call('ZADD', key, family.mode, ts, member)
-    local upper = string.format('%.6f', ts)
-    for _, length in ipairs(family.lengths) do
-      out[#out + 1] = redis.call('ZCOUNT', key, '(' .. string.format('%.6f', ts - length), upper)
+    if #family.lengths > 0 then
+      local upper = string.format('%.6f', ts)
+      for _, length in ipairs(family.lengths) do
+        out[#out + 1] = redis.call('ZCOUNT', key, '(' .. string.format('%.6f', ts - length), upper)
+      end
     end
   end
 end
@@ -75,4 +99,6 @@ for key, seen in pairs(touched) do
   end
   redis.call('EXPIRE', key, family.ttl)
 end
-return table.concat(out, ',')
+local reply = table.concat(out, ',')
+if #sent > 0 then reply = reply .. ';' .. table.concat(sent, ';') end
+return reply

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from detectors.config import WindowsConfig
 from detectors.state import RedisState
-from detectors.windows import ADDED, DUPLICATE, LATE, WindowSpec, WindowStore
+from detectors.windows import ADDED, DUPLICATE, LATE, WindowCounts, WindowSpec, WindowStore
 from schemas.records import LikeEvent
 
 pytestmark = pytest.mark.integration
@@ -69,3 +71,87 @@ def test_families_apply_only_where_their_key_function_says(state: RedisState) ->
     # Distinct likers: the third like is actor "a" again (moved to its latest time).
     assert [w.counts for w in got if w] == [(1,), (2,), (2,)]
     assert [w.status for w in got if w] == [ADDED, ADDED, DUPLICATE]
+
+
+def mirrored_and_plain(state: RedisState, **config: int) -> WindowStore:
+    """Two families over the same keys: one counted in process, one counted by Redis."""
+    # Retention just over the longest window and a small cap: both bite inside the windows.
+    settings = {"retention_seconds": 700, "max_members": 12, "key_ttl_seconds": 7200} | config
+    specs = [
+        WindowSpec("plain", lambda e: e.actor_id, (60, 600)),
+        WindowSpec("mirrored", lambda e: e.actor_id, (60, 600), mirrored=True),
+    ]
+    return WindowStore(state, WindowsConfig(**settings), specs)  # type: ignore[arg-type]
+
+
+def messy_batches(seed: int, n_batches: int = 30) -> list[list[LikeEvent]]:
+    """Batches with out-of-order, late, redelivered and dense events over a few actors."""
+    rng = random.Random(seed)
+    sent: list[LikeEvent] = []
+    batches = []
+    clock = T0
+    for b in range(n_batches):
+        batch = []
+        for n in range(rng.randint(1, 60)):
+            clock += rng.choice([0.001, 0.5, 3.0, 10.0, 59.999, 60.0])
+            ts = clock - rng.choice([0.0, 0.0, 0.0, 30.0, 650.0, 2000.0])  # some out of order
+            batch.append(like(b * 1000 + n, round(ts, 3), actor=rng.choice("ab")))
+        if sent and rng.random() < 0.3:
+            batch += rng.sample(sent, min(len(sent), 5))  # redelivered
+        sent += batch
+        batches.append(batch)
+    return batches
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("max_members", [12, 10_000], ids=["capped", "uncapped"])
+def test_mirrored_counts_equal_redis_counts(state: RedisState, seed: int, max_members: int) -> None:
+    windows = mirrored_and_plain(state, max_members=max_members)
+    for batch in messy_batches(seed):
+        got = windows.update(batch)
+        assert got["mirrored"] == got["plain"]
+        assert {w.status for w in got["mirrored"] if w} >= {ADDED}
+
+
+def test_mirrored_bounds_round_as_redis_does(state: RedisState) -> None:
+    # The script sends bounds as "%.6f": this entry lies just inside the exact lower bound
+    # (ts - 60) but on the rounded one, which is exclusive.
+    windows = mirrored_and_plain(state)
+    entry, ts = 1793513177.963824, 1793513237.9638238
+    got = windows.update([like(1, entry), like(2, ts)])
+    assert got["mirrored"] == got["plain"]
+    assert got["mirrored"][1] == WindowCounts(ADDED, (1, 2))
+
+
+def test_one_writer_reads_each_key_from_redis_once(state: RedisState) -> None:
+    """The copy follows Redis's trimming and capping, so it never needs reading back."""
+    windows = mirrored_and_plain(state)
+    for batch in messy_batches(6):
+        windows.update(batch)
+    assert windows.mirror_loads == 2  # actors "a" and "b", on first touch
+
+
+def test_a_stale_copy_is_corrected_by_redis(state: RedisState) -> None:
+    """Another writer of the same keys (a rebalance, a restart) never makes a count wrong."""
+    first, second = mirrored_and_plain(state), mirrored_and_plain(state)
+    batches = messy_batches(4)
+    for n, batch in enumerate(batches):
+        # The actors move between the two "workers" now and then, each with its own copy.
+        windows = first if (n // 3) % 2 == 0 else second
+        got = windows.update(batch)
+        assert got["mirrored"] == got["plain"]
+
+
+def test_a_small_mirror_forgets_keys_and_reads_them_back(state: RedisState) -> None:
+    windows = mirrored_and_plain(state, mirror_keys=1)
+    for batch in messy_batches(5):
+        got = windows.update(batch)
+        assert got["mirrored"] == got["plain"]
+    windows.forget_mirrors()
+    got = windows.update([like(99_999, T0 + 10**5, actor="a")])
+    assert got["mirrored"] == got["plain"]
+
+
+def test_only_event_counts_can_be_mirrored() -> None:
+    with pytest.raises(ValueError, match="only event counts"):
+        WindowSpec("x", lambda e: e.post_id, (60,), lambda e: e.actor_id, True, mirrored=True)
