@@ -181,6 +181,14 @@ def _check_id(value: Any, name: str) -> str:
         raise InvalidEvent(
             "bad_id", f"is {len(value)} characters long; at most {MAX_ID_LENGTH} allowed", name
         )
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as err:
+            # JSON lets "\ud800" through; nothing downstream (Redis scripts, Kafka) can.
+            raise InvalidEvent(
+                "bad_id", f"holds an unpaired surrogate (U+{ord(value[err.start]):04X})", name
+            ) from None
     return value
 
 

@@ -258,3 +258,13 @@ def test_iso_forms_outside_rfc3339_are_rejected(text: str) -> None:
     with pytest.raises(InvalidEvent) as caught:
         parse_event(with_(ts=text))
     assert caught.value.reason == "bad_timestamp"
+
+
+@pytest.mark.parametrize("field", ["actor_id", "event_id", "device_id"])
+def test_ids_with_an_unpaired_surrogate_are_rejected(field: str) -> None:
+    # JSON allows the escape "\ud800", and so does the JSON Schema; the string it makes can
+    # be neither stored in Redis nor sent on, so it is a bad id (not a crash downstream).
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event(json.dumps(with_(**{field: "a\ud800"})).encode())
+    assert (caught.value.reason, caught.value.field) == ("bad_id", field)
+    assert "U+D800" in str(caught.value)
