@@ -25,7 +25,6 @@ Redis layout of the reports (``{p}`` is the detector's key prefix, ``{s}`` a sub
 
 from __future__ import annotations
 
-import json
 import math
 from bisect import bisect_right
 from collections.abc import Sequence
@@ -37,7 +36,7 @@ from redis.commands.core import Script
 from river import stats
 
 from detectors.config import WindowsConfig
-from detectors.state import RedisState
+from detectors.state import RedisState, script_json
 
 if TYPE_CHECKING:
     from detectors.base import Batch
@@ -110,13 +109,13 @@ class PostLikers:
         events = batch.events
         payload = [[post, events[last[post]].ts, entry] for post, entry in likes.items()]
         script = load_script(batch.state, "post_likers", PostLikers._scripts)
-        args: list[str | int] = [
+        args: list[str | int | bytes] = [
             batch.state.namespace,
             self.retention,
             self.cap,
             self.ttl,
             LIKER_WINDOWS[DAY],
-            json.dumps(payload, separators=(",", ":")),
+            script_json(payload),
         ]
         with batch.state.timed("post_likers"):
             reply = script(keys=[], args=args)

@@ -48,6 +48,7 @@ from detectors.accounts import (
 )
 from detectors.base import Batch, Detector, Finding, sampled
 from detectors.config import FanImbalanceConfig, WindowsConfig
+from detectors.state import script_json
 
 PREFIX = "fi"
 POST = "p:"
@@ -511,7 +512,7 @@ class FanImbalanceDetector(Detector):
             "quick": list(quick.items()),
             "posts": judged,
         }
-        args: list[str | int | float] = [
+        args: list[str | int | float | bytes] = [
             batch.state.namespace,
             cfg.state_ttl_seconds,
             cfg.top_posts_kept,
@@ -521,7 +522,7 @@ class FanImbalanceDetector(Detector):
             repr(first),
             cfg.min_followers,
             LIKER_WINDOWS[RECENT],
-            json.dumps(payload, separators=(",", ":")),
+            script_json(payload),
         ]
         script = load_script(batch.state, "imbalance", self._scripts)
         with batch.state.timed("imbalance"):

@@ -48,6 +48,7 @@ from detectors.accounts import (
 from detectors.base import ACTOR_LIKES, Batch, Detector, Finding, actor_finding, sampled
 from detectors.config import NewAccountSpikeConfig, WindowsConfig
 from detectors.models import PopulationQuantiles
+from detectors.state import script_json
 from detectors.windows import ADDED, LATE, WindowCounts
 
 PREFIX = "na"
@@ -260,7 +261,7 @@ class NewAccountSpikeDetector(Detector):
             ],
             "posts": [[post, [events[i].ts for i in indices]] for post, indices in by_post.items()],
         }
-        args: list[str | int | float] = [
+        args: list[str | int | float | bytes] = [
             batch.state.namespace,
             repr(float(cfg.max_age_seconds)),
             self.window,
@@ -270,7 +271,7 @@ class NewAccountSpikeDetector(Detector):
             cfg.min_new_likers,
             repr(float(cfg.min_new_share)),
             LIKER_WINDOWS[DAY],
-            json.dumps(payload, separators=(",", ":")),
+            script_json(payload),
         ]
         script = load_script(batch.state, "new_accounts", self._scripts)
         with batch.state.timed("new_accounts"):

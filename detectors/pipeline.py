@@ -10,7 +10,6 @@ the alert gate (one more Lua call), and checkpoint models now and then.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ from detectors.config import Config
 from detectors.imbalance import FanImbalanceDetector
 from detectors.models import ModelCheckpoints
 from detectors.new_accounts import NewAccountSpikeDetector
-from detectors.state import RedisState
+from detectors.state import RedisState, script_json
 from detectors.swarm import SwarmDetector
 from detectors.windows import ADDED, DUPLICATE, WindowSpec, WindowStore
 from schemas.records import AccountSnapshot, Alert, Event, LikeEvent, PostSnapshot
@@ -166,7 +165,7 @@ class Pipeline:
                 if value is not None:
                     fields += (name, repr(value) if isinstance(value, float) else str(value))
             rows.append((kind, subject, repr(snap.ts), fields))
-        args = [self.state.namespace, self.config.snapshots.key_ttl_seconds, json.dumps(rows)]
+        args = [self.state.namespace, self.config.snapshots.key_ttl_seconds, script_json(rows)]
         stored = bytes(self.state.run_script("snapshots", args)).split(b",")
         for snap, ok in zip(snapshots, stored, strict=True):
             result.outcomes[(snap.type, "accepted" if ok == b"1" else "duplicate")] += 1

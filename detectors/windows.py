@@ -15,13 +15,12 @@ entry and corrects the copy whenever it is stale.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from detectors.config import WindowsConfig
 from detectors.mirror import ScoreMirror
-from detectors.state import RedisState
+from detectors.state import RedisState, script_json
 from schemas.records import LikeEvent
 
 ADDED = 1
@@ -153,7 +152,7 @@ class WindowStore:
             return result
         # Family by family (not event by event) is fine: families never share keys, and
         # within a family entries keep event order, which is all the counts depend on.
-        reply = bytes(self.state.run_script("windows", [*self._header, json.dumps(entries)]))
+        reply = bytes(self.state.run_script("windows", [*self._header, script_json(entries)]))
         flat_part, *sent = reply.split(b";")
         self.mirror_loads += len(sent)
         for item in sent:
