@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import json
 import math
+import zlib
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any, ClassVar
@@ -63,6 +64,7 @@ from redis.commands.core import Script
 
 from detectors.base import ACTOR_LIKES, Batch, Detector, Finding
 from detectors.config import SwarmConfig
+from detectors.windows import ADDED
 from schemas.records import LikeEvent
 
 PATTERNS = {"l": "lockstep", "r": "ring"}
@@ -70,6 +72,13 @@ PATTERNS = {"l": "lockstep", "r": "ring"}
 #: Group alerts are throttled by the group record in Redis (growth, ``realert_seconds``);
 #: the alert gate's cool-down must not swallow a grown group's second alert.
 GATE_COOLDOWN_SECONDS = 1.0
+
+#: Per-like flags handed to the script: the like was quick (dwell under ``quick_dwell_ms``);
+#: it checks the size caps of the pair hashes it adds fields to (one like in 16, chosen by a
+#: hash of its event id, so the same likes check however the stream is batched); it was
+#: newly counted in the actor's like window by this batch (the script takes the batch's
+#: likes not processed yet off its activity counts).
+FLAG_QUICK, FLAG_CHECK_CAPS, FLAG_COUNTED = 1, 2, 4
 
 
 def _script_text() -> str:
@@ -122,8 +131,10 @@ class SwarmDetector(Detector):
             c.join_edges_cap,
             c.max_group_size,
             c.max_search_work,
+            c.search_work_per_like,
             c.realert_growth,
             c.realert_seconds,
+            GATE_COOLDOWN_SECONDS,
             c.max_waiting,
             c.state_ttl_seconds,
             2 * c.post_horizon_seconds,
@@ -141,22 +152,30 @@ class SwarmDetector(Detector):
     def detect(self, batch: Batch) -> list[Finding]:
         # Redelivered likes too: the script knows them (they add no evidence) and re-reports
         # the groups they triggered, in case the alert never made it past the gate.
-        likes: list[LikeEvent] = [event for event in batch.events if event.type == "like"]
-        if not likes:
-            return []
+        likes: list[LikeEvent] = []
         quick_ms = self.config.quick_dwell_ms
+        counts = batch.windows[ACTOR_LIKES]
         flat: list[str | float | int] = []
-        for event in likes:
+        for event, count in zip(batch.events, counts, strict=True):
+            if event.type != "like":
+                continue
+            likes.append(event)
             dwell = event.dwell_ms
-            quick = 1 if dwell is not None and dwell < quick_ms else 0
+            flags = FLAG_QUICK if dwell is not None and dwell < quick_ms else 0
+            if zlib.crc32(event.event_id.encode()) & 15 == 0:
+                flags |= FLAG_CHECK_CAPS
+            if count is not None and count.status == ADDED:
+                flags |= FLAG_COUNTED
             flat += (
                 event.event_id,
                 event.actor_id,
                 event.post_id,
                 event.author_id,
                 event.ts,
-                quick,
+                flags,
             )
+        if not likes:
+            return []
         args = [batch.state.namespace, *self._settings, json.dumps(flat)]
         if self._script is None:
             self._script = batch.state.client.register_script(_script_text())
