@@ -13,7 +13,8 @@
 --     >= recip_min_likes make an edge (`sw:nb:r:{account}`).
 -- Groups (only where edges are new): an edge inside a group is nothing new; an edge from a
 -- member lets the other end join if it has enough edges into the group; otherwise both ends
--- wait for a search (`sw:wait:{kind}`), which peels the account's neighbourhood (drop the
+-- wait for a search (`sw:wait:{kind}`; searches draw on a budget that every new like adds
+-- to, `sw:budget:{kind}`), which peels the account's neighbourhood (drop the
 -- weakest account until each is linked to >= min_density of the others and, for rings,
 -- gives >= min_share of its likes to the rest); a dense set of >= min_size founds a group or
 -- grows the group holding a quarter of it. So does a lockstep burst: burst_min_likers quick
@@ -21,14 +22,27 @@
 -- group also grows CopyCatch's way: accounts that like its posts in sync with it join. Group
 -- ids are content hashes fixed when the group is founded and found again through the members
 -- (`sw:gm:{kind}:{account}`), so a group keeps its id on every worker and after restarts.
+-- Reports: the like that founds a group reports it; the like that has grown it by
+-- realert_growth since its last report reports it again (at least realert_min_gap, the alert
+-- gate's cool-down, after it), and so does the first like realert_seconds after the last
+-- report if the group has members that report did not name (`sw:due`). A report names the
+-- members as of its like.
+--
+-- Batches: each like is taken to the end (its evidence, the edges it made, the searches the
+-- budget allows after it, the reports it triggers) before the next one, and nothing depends
+-- on where the batch ends (no per-call budget or sampling counter; activity counts leave out
+-- the batch's likes not processed yet; group records are cached for the call but every
+-- decision sees them as of the like). So the same likes in the same order give the same
+-- reports, with the same trigger events, however they are cut into batches.
 --
 -- ARGV: namespace, the settings (swarm.py `SwarmDetector.settings`, same order), then one
--- flat JSON array, per like: event id, actor, post, author, ts, quick (1: dwell under quick_dwell_ms, 0:
--- slower or unknown). One JSON document rather than five arguments per like: packing each
--- argument costs the client more than decoding the document costs here.
--- Returns, per group to report: event index (1-based), group id, kind ("l" | "r"), size,
--- density, posts, first ts, last ts, new members, edges, bursts, then the member count and
--- members.
+-- flat JSON array, per like: event id, actor, post, author, ts, flags (1: quick, dwell under
+-- quick_dwell_ms; 2: checks the caps of the pair hashes it adds fields to; 4: newly counted
+-- in the actor's like window by this batch). One JSON document rather than six arguments per
+-- like: packing each argument costs the client more than decoding the document costs here.
+-- Returns, per group to report, in the order of the likes: event index (1-based) of the
+-- trigger, group id, kind ("l" | "r"), size, density, posts, first ts, last ts, new members,
+-- edges, bursts, then the member count and members.
 --
 -- Keys are built here from ARGV, so this script needs a single Redis node (as windows.lua).
 

@@ -21,22 +21,31 @@ to the group, which separates a ring from sociable accounts that reciprocate wit
 A lockstep group is also founded at once by a *burst* (SynchroTrap's synchronised action on
 one object): ``burst_min_likers`` likes pressed without viewing, within ``sync_seconds`` on
 one post, and ``burst_quick_share`` of its likes then (organic likes of a busy post are mostly
-viewed). Groups are searched for around accounts with new edges (peeling the neighbourhood down to a
-dense set), within a work budget per batch; they grow when an account gets enough edges into
-one, and a lockstep group also the CopyCatch way: its *posts* are those its members like in
-sync and mostly alone, and an account that likes ``join_posts`` of them in sync joins (in a
-sparse farm each account likes only some of the posts, so pairwise evidence comes late).
+viewed). Groups are searched for around accounts with new edges (peeling the neighbourhood down
+to a dense set), within a work budget that every new like adds ``search_work_per_like`` to (up
+to ``max_search_work``); they grow when an account gets enough edges into one, and a lockstep
+group also the CopyCatch way: its *posts* are those its members like in sync and mostly
+alone, and an account that likes ``join_posts`` of them in sync joins (in a sparse farm each
+account likes only some of the posts, so pairwise evidence comes late).
 
 All cross-account state lives in Redis, keyed by post, pair, account and group (see
 ``docs/redis-keys.md``), and the whole batch is one Lua call (``swarm.lua``): workers that
 see different accounts of the same farm build the same graph, and a group found twice, by two
 workers or after a restart, keeps the id it got when it was founded.
 
-One alert per group when it is found, and again when it has grown by ``realert_growth`` (or
-has new members and ``realert_seconds`` have passed): subject ``group``, ``accounts`` = all
-members, evidence = pattern, size, density, posts liked together, time span. The alert's
-event is the first like of the batch that brought members; it lists every member known at
-the end of the batch.
+One alert per group when it is found, and again when it has grown by ``realert_growth`` (at
+least the gate's cool-down later), or ``realert_seconds`` after the last alert if it has
+members that alert did not name: subject ``group``, ``accounts`` = all members, evidence =
+pattern, size, density, posts liked together, time span. The alert's event is the like that
+brought the members (or, for the late follow-up, the first like past ``realert_seconds``); it
+lists the members as of that like.
+
+Batch boundaries do not matter: the script takes each like to the end (evidence, edges,
+searches, reports) before the next one, and nothing in it depends on where a batch ends, so
+the same likes in the same order give the same alerts, with the same ids, whether they come
+one at a time (a quiet live worker), in the live worker's batches or in one replay batch
+(``tests/integration/detectors/test_swarm_batching.py``). Different orders (partitions that
+advance at different event-time speeds) can still give different findings.
 
 Redelivery: a like of a post its actor already liked adds no evidence, so a batch seen again
 (after a crash) changes nothing, and the script re-reports the groups each redelivered like
