@@ -51,13 +51,18 @@ class AlertGate:
     def admit(self, findings: Sequence[Finding]) -> list[Alert]:
         if not findings:
             return []
-        # Within a batch, keep the first finding per subject: later ones would be suppressed.
-        firsts: dict[tuple[str, str], Finding] = {}
+        # Every finding goes to the script in order, which judges each against the cool-down
+        # the ones before it left: the verdicts do not depend on where a batch ends (a later
+        # finding on the same subject past its cool-down is admitted in one batch as in two).
+        # The same alert twice (same id) is judged once.
+        firsts: dict[str, tuple[Finding, Alert]] = {}
         for finding in findings:
-            firsts.setdefault((finding.detector, finding.subject_id), finding)
-        candidates = [(f, _to_alert(f, alert_id(f), self.config)) for f in firsts.values()]
+            a_id = alert_id(finding)
+            if a_id not in firsts:
+                firsts[a_id] = (finding, _to_alert(finding, a_id, self.config))
+        candidates = list(firsts.values())
         longest = max(
-            (f.cooldown_seconds or self.config.cooldown_seconds for f in firsts.values()),
+            (f.cooldown_seconds or self.config.cooldown_seconds for f, _ in candidates),
             default=0,
         )
         args: list[str | float] = [self.state.namespace, int(longest * 2 + 86400)]

@@ -188,6 +188,7 @@ class SwarmConfig:
     max_pairs_per_account: int = 2000
     max_group_size: int = 1000
     max_search_work: int = 20000
+    search_work_per_like: float = 40.0
     max_waiting: int = 1000
     realert_growth: float = 0.25
     realert_seconds: float = 1800.0

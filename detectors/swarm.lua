@@ -13,7 +13,8 @@
 --     >= recip_min_likes make an edge (`sw:nb:r:{account}`).
 -- Groups (only where edges are new): an edge inside a group is nothing new; an edge from a
 -- member lets the other end join if it has enough edges into the group; otherwise both ends
--- wait for a search (`sw:wait:{kind}`), which peels the account's neighbourhood (drop the
+-- wait for a search (`sw:wait:{kind}`; searches draw on a budget that every new like adds
+-- to, `sw:budget:{kind}`), which peels the account's neighbourhood (drop the
 -- weakest account until each is linked to >= min_density of the others and, for rings,
 -- gives >= min_share of its likes to the rest); a dense set of >= min_size founds a group or
 -- grows the group holding a quarter of it. So does a lockstep burst: burst_min_likers quick
@@ -21,14 +22,27 @@
 -- group also grows CopyCatch's way: accounts that like its posts in sync with it join. Group
 -- ids are content hashes fixed when the group is founded and found again through the members
 -- (`sw:gm:{kind}:{account}`), so a group keeps its id on every worker and after restarts.
+-- Reports: the like that founds a group reports it; the like that has grown it by
+-- realert_growth since its last report reports it again (at least realert_min_gap, the alert
+-- gate's cool-down, after it), and so does the first like realert_seconds after the last
+-- report if the group has members that report did not name (`sw:due`). A report names the
+-- members as of its like.
+--
+-- Batches: each like is taken to the end (its evidence, the edges it made, the searches the
+-- budget allows after it, the reports it triggers) before the next one, and nothing depends
+-- on where the batch ends (no per-call budget or sampling counter; activity counts leave out
+-- the batch's likes not processed yet; group records are cached for the call but every
+-- decision sees them as of the like). So the same likes in the same order give the same
+-- reports, with the same trigger events, however they are cut into batches.
 --
 -- ARGV: namespace, the settings (swarm.py `SwarmDetector.settings`, same order), then one
--- flat JSON array, per like: event id, actor, post, author, ts, quick (1: dwell under quick_dwell_ms, 0:
--- slower or unknown). One JSON document rather than five arguments per like: packing each
--- argument costs the client more than decoding the document costs here.
--- Returns, per group to report: event index (1-based), group id, kind ("l" | "r"), size,
--- density, posts, first ts, last ts, new members, edges, bursts, then the member count and
--- members.
+-- flat JSON array, per like: event id, actor, post, author, ts, flags (1: quick, dwell under
+-- quick_dwell_ms; 2: checks the caps of the pair hashes it adds fields to; 4: newly counted
+-- in the actor's like window by this batch). One JSON document rather than six arguments per
+-- like: packing each argument costs the client more than decoding the document costs here.
+-- Returns, per group to report, in the order of the likes: event index (1-based) of the
+-- trigger, group id, kind ("l" | "r"), size, density, posts, first ts, last ts, new members,
+-- edges, bursts, then the member count and members.
 --
 -- Keys are built here from ARGV, so this script needs a single Redis node (as windows.lua).
 
@@ -65,8 +79,10 @@ local ring_max_candidates = tonumber(arg())
 local join_edges_cap = tonumber(arg())
 local max_group_size = tonumber(arg())
 local max_work = tonumber(arg())
+local work_per_like = tonumber(arg())
 local realert_growth = tonumber(arg())
 local realert_seconds = tonumber(arg())
+local realert_min_gap = tonumber(arg())
 local max_waiting = tonumber(arg())
 local ttl = tonumber(arg())
 local post_ttl = tonumber(arg())
@@ -85,13 +101,10 @@ local function fmt(x) return string.format('%.6f', x) end
 
 -- ------------------------------------------------------------------------------- helpers
 
--- Every 16th new field checks its hash's size: caps hold within a few percent, at a sixteenth
--- of the cost.
-local new_fields = 0
-local function sampled()
-  new_fields = new_fields + 1
-  return new_fields % 16 == 0
-end
+-- The new fields a sampled like adds (one like in 16, by a hash of its event id: swarm.py)
+-- check their hash's size: caps hold within a few percent, at a sixteenth of the cost, and
+-- which likes check does not depend on how the stream is cut into batches.
+local check_caps = false
 
 local function split(text)
   local out = {}
@@ -134,7 +147,7 @@ end
 local function store_pair(key, partner, value, rank, ts)
   if redis.call('HSET', key, partner, value) == 1 then
     keep(key, ttl)
-    if sampled() and redis.call('HLEN', key) > max_pairs then
+    if check_caps and redis.call('HLEN', key) > max_pairs then
       local all = redis.call('HGETALL', key)
       local rows = {}
       for k = 1, #all, 2 do rows[#rows + 1] = { all[k], rank(all[k + 1], ts) } end
@@ -158,10 +171,24 @@ local function ring_pair(a, b, ts)
   return yx, xy, first, edge
 end
 
--- Likes of an account in the activity window ending at ts (the core per-actor window).
+-- Likes of an account in the activity window ending at ts (the core per-actor window), as
+-- far as the stream has been processed: windows.lua has already added the whole batch, so
+-- the likes of this batch not processed yet (`pending`, those windows.lua counted) are taken
+-- off again. Without that, a like tied in time with a later one of the batch would count it
+-- or not depending on where the batch ends.
+local pending = {}  -- account -> {times...}, in processing order
+local pending_at = {}  -- account -> index in `pending` of its next unprocessed like
 local function activity(account, ts)
-  return redis.call('ZCOUNT', activity_prefix .. account, '(' .. fmt(ts - activity_window),
-                    fmt(ts))
+  local n = redis.call('ZCOUNT', activity_prefix .. account, '(' .. fmt(ts - activity_window),
+                       fmt(ts))
+  local later = pending[account]
+  if later then
+    local after = ts - activity_window
+    for k = pending_at[account], #later do
+      if later[k] <= ts and later[k] > after then n = n - 1 end
+    end
+  end
+  return n
 end
 
 local function add_neighbor(kind, a, b, ts)
@@ -175,7 +202,7 @@ local function add_neighbor(kind, a, b, ts)
   keep(key, edge_ttl)
 end
 
--- Work spent on group searches in this call (neighbour entries read), against max_work.
+-- Neighbour entries read in this call; the searches charge what they read to the budget.
 local work = 0
 
 local function neighbors(kind, a, ts, limit)
@@ -193,28 +220,44 @@ end
 
 -- --------------------------------------------------------------------------- group state
 
--- Groups touched in this call: gid -> {index = trigger event, ts = latest, first = earliest
--- evidence, new = members added}; the group record is updated once, at the end.
-local touched = {}
-local touched_order = {}
-local function touch(gid, index, ts, first, added)
-  local t = touched[gid]
-  if not t then
-    t = { index = index, ts = ts, new = 0 }
-    touched[gid] = t
-    touched_order[#touched_order + 1] = gid
+-- Group records used in this call, read once (`sw:g:{group}` and the size of `sw:gs`) and
+-- written back once, at the end: gid -> {kind, size, reported, alerted, first, last, bursts,
+-- dirty}. Every decision reads these, so it sees the group as of the like being processed.
+local groups = {}
+local function group(kind, gid)
+  local g = groups[gid]
+  if g then return g end
+  local h = redis.call('HMGET', P .. 'g:' .. gid, 'kind', 'reported', 'alerted', 'first', 'last',
+                       'bursts')
+  g = {
+    kind = h[1] or kind,
+    size = redis.call('SCARD', P .. 'gs:' .. gid),
+    reported = tonumber(h[2] or '0'),
+    alerted = tonumber(h[3] or '0'),
+    first = h[4] and tonumber(h[4]),
+    last = h[5] and tonumber(h[5]),
+    bursts = tonumber(h[6] or '0'),
+  }
+  groups[gid] = g
+  return g
+end
+
+-- Groups the like being processed touched, in order; their reports are decided after it.
+local like_touched = {}
+local function touch(kind, gid, ts, first)
+  local g = group(kind, gid)
+  if not g.touched then
+    g.touched = true
+    g.dirty = true
+    like_touched[#like_touched + 1] = gid
   end
-  -- The alert's trigger is the first event of the batch that brought the group members (the
-  -- alert lists every member known at the end of the batch); without new members, the latest
-  -- event that touched it.
-  if t.new == 0 then t.index = index end
-  t.ts = math.max(t.ts, ts)
-  t.first = math.min(t.first or first, first)
-  t.new = t.new + added
+  g.first = math.min(g.first or first, first)
+  g.last = math.max(g.last or ts, ts)
 end
 
 local function add_members(kind, gid, accounts)
-  local size = redis.call('SCARD', P .. 'gs:' .. gid)
+  local g = group(kind, gid)
+  local size = g.size
   local added = 0
   for _, a in ipairs(accounts) do
     if size >= max_group_size then break end
@@ -224,7 +267,7 @@ local function add_members(kind, gid, accounts)
     end
     redis.call('SET', P .. 'gm:' .. kind .. ':' .. a, gid, 'EX', ttl)
   end
-  redis.call('EXPIRE', P .. 'gs:' .. gid, ttl)
+  g.size = size
   return added
 end
 
@@ -238,8 +281,8 @@ local function likes_into(account, set, ts)
 end
 
 -- Can `account` join group `gid`? Enough edges into it (and, for rings, enough of its likes).
-local function try_join(kind, gid, account, index, ts, first)
-  local size = redis.call('SCARD', P .. 'gs:' .. gid)
+local function try_join(kind, gid, account, ts, first)
+  local size = group(kind, gid).size
   if size == 0 or size >= max_group_size then return end
   local near = neighbors(kind, account, ts)
   if #near == 0 then return end
@@ -257,7 +300,8 @@ local function try_join(kind, gid, account, index, ts, first)
     local likes = activity(account, ts)
     if likes_into(account, members, ts) < ring_min_share * likes then return end
   end
-  touch(gid, index, ts, first, add_members(kind, gid, { account }))
+  add_members(kind, gid, { account })
+  touch(kind, gid, ts, first)
 end
 
 -- Peel the neighbourhood of edge (a, b) down to a dense set; returns the set or nil.
@@ -384,7 +428,7 @@ local function peel(kind, seed, ts)
 end
 
 -- A dense set found: grow the group most of it already belongs to, or found a new one.
-local function settle(kind, members, index, ts, first)
+local function settle(kind, members, ts, first)
   local votes, best, best_votes = {}, nil, 0
   for _, x in ipairs(members) do
     local g = group_of(kind, x)
@@ -415,16 +459,18 @@ local function settle(kind, members, index, ts, first)
     gid = kind .. '-' .. string.sub(redis.sha1hex(kind .. ':' .. table.concat(members, ',')), 1, 16)
     redis.call('HSET', P .. 'g:' .. gid, 'kind', kind, 'created', fmt(ts), 'reported', 0,
                'alerted', fmt(ts))
+    groups[gid] = { kind = kind, size = 0, reported = 0, alerted = ts, bursts = 0 }
   end
-  touch(gid, index, ts, first, add_members(kind, gid, fresh))
+  add_members(kind, gid, fresh)
+  touch(kind, gid, ts, first)
   return gid
 end
 
 -- ------------------------------------------------------------------------------ evidence
 
-local new_edges = {}   -- {kind, a, b, index, ts, first}
+local new_edges = {}   -- edges the like being processed made: {kind, a, b, first}
 
-local function pair_evidence(a, b, w, index, ts, post)
+local function pair_evidence(a, b, w, ts)
   local x, y = a, b
   if y < x then x, y = b, a end
   local key = P .. 'pw:' .. x
@@ -450,7 +496,7 @@ local function pair_evidence(a, b, w, index, ts, post)
       strong = 1
       add_neighbor('l', a, b, ts)
       add_neighbor('l', b, a, ts)
-      new_edges[#new_edges + 1] = { 'l', a, b, index, ts, first }
+      new_edges[#new_edges + 1] = { 'l', a, b, first }
     else
       strong = -count
     end
@@ -458,7 +504,7 @@ local function pair_evidence(a, b, w, index, ts, post)
     add_neighbor('l', a, b, ts)
     add_neighbor('l', b, a, ts)
     local found = redis.call('MGET', P .. 'gm:l:' .. a, P .. 'gm:l:' .. b)
-    if found[1] and found[1] == found[2] then touch(found[1], index, ts, first, 0) end
+    if found[1] and found[1] == found[2] then touch('l', found[1], ts, first) end
   end
   store_pair(key, y, struct.pack(PAIR_LW, weight, count, last, first, strong), lockstep_rank, ts)
 end
@@ -476,12 +522,13 @@ end
 -- on a fresh post within minutes) makes its quick likers a group at once, or grows the
 -- group most of them are in (`sw:pb:{post}` = group|time). Later quick likes of the same
 -- burst join that group.
-local function lockstep_burst(a, post, near, index, ts)
+local function lockstep_burst(a, post, near, ts)
   local found = redis.call('MGET', P .. 'pb:' .. post, P .. 'gm:l:' .. a)
   if found[1] then
     local f = split(found[1])
     if not found[2] and ts - tonumber(f[2]) <= sync then
-      touch(f[1], index, ts, tonumber(f[2]), add_members('l', f[1], { a }))
+      add_members('l', f[1], { a })
+      touch('l', f[1], ts, tonumber(f[2]))
     end
     return
   end
@@ -499,14 +546,15 @@ local function lockstep_burst(a, post, near, index, ts)
   end
   if #quick < burst_min_likers or #quick < burst_quick_share * total then return end
   table.sort(quick)
-  local gid = settle('l', quick, index, ts, first)
+  local gid = settle('l', quick, ts, first)
   if gid then
     redis.call('SET', P .. 'pb:' .. post, gid .. '|' .. fmt(ts), 'EX', post_ttl)
     redis.call('HINCRBY', P .. 'g:' .. gid, 'bursts', 1)
+    groups[gid].bursts = groups[gid].bursts + 1
   end
 end
 
-local function lockstep_evidence(a, post, quick, index, ts)
+local function lockstep_evidence(a, post, quick, ts)
   local key = P .. 'pl:' .. post
   local member = a
   if quick == 1 then member = a .. '*' end
@@ -535,10 +583,10 @@ local function lockstep_evidence(a, post, quick, index, ts)
       local weight = w * (1 - sync_weighting * gap / (2 * sync))
       -- Two likes pressed without viewing the post are stronger evidence.
       if b_quick and member ~= a then weight = weight * quick_boost end
-      pair_evidence(a, b, weight, index, ts, post)
+      pair_evidence(a, b, weight, ts)
     end
   end
-  if member ~= a and burst_min_likers > 0 then lockstep_burst(a, post, near, index, ts) end
+  if member ~= a and burst_min_likers > 0 then lockstep_burst(a, post, near, ts) end
   return true
 end
 
@@ -546,20 +594,21 @@ end
 -- group, who are group_post_share of its likers then, is one of the group's posts (`sw:pg:{post}`); an account that liked join_posts of
 -- them in sync with the group (and they are join_post_share of its likes) joins, even when
 -- its pairwise evidence is thin (a sparse block: each member likes a few of the posts).
-local function credit(g, x, index, ts)
+local function credit(g, x, ts)
   local key = P .. 'gc:' .. g
   local count = tonumber(redis.call('ZINCRBY', key, 1, x))
   keep(key, ttl)
   if count >= join_posts and count >= join_post_share * activity(x, ts) then
     redis.call('ZREM', key, x)
-    touch(g, index, ts, ts, add_members('l', g, { x }))
+    add_members('l', g, { x })
+    touch('l', g, ts, ts)
   elseif count == 1 then
     local excess = redis.call('ZCARD', key) - max_pairs
     if excess > 0 then redis.call('ZREMRANGEBYRANK', key, 0, excess - 1) end
   end
 end
 
-local function group_posts(a, post, index, ts)
+local function group_posts(a, post, ts)
   local found = redis.call('MGET', P .. 'gm:l:' .. a, P .. 'pg:' .. post)
   local g, marked = found[1], found[2]
   local mg, t0 = nil, nil
@@ -568,7 +617,7 @@ local function group_posts(a, post, index, ts)
     mg, t0 = f[1], tonumber(f[2])
   end
   if not g then
-    if mg and math.abs(ts - t0) <= 2 * sync then credit(mg, a, index, ts) end
+    if mg and math.abs(ts - t0) <= 2 * sync then credit(mg, a, ts) end
     return
   end
   if mg then return end
@@ -584,13 +633,13 @@ local function group_posts(a, post, index, ts)
   if inside < group_post_members or inside < group_post_share * #near then return end
   redis.call('SET', P .. 'pg:' .. post, g .. '|' .. fmt(ts), 'EX', post_ttl)
   redis.call('PFADD', P .. 'gp:' .. g, post)
-  touch(g, index, ts, ts, 0)
+  touch('l', g, ts, ts)
   for k, flag in ipairs(flags) do
-    if flag == 0 and not group_of('l', near[k]) then credit(g, near[k], index, ts) end
+    if flag == 0 and not group_of('l', near[k]) then credit(g, near[k], ts) end
   end
 end
 
-local function ring_evidence(a, author, index, ts, post)
+local function ring_evidence(a, author, ts, post)
   if author == '' or author == a then return end
   local gave, got, first, edge = ring_pair(a, author, ts)
   gave = gave + 1
@@ -598,7 +647,7 @@ local function ring_evidence(a, author, index, ts, post)
     edge = 1
     add_neighbor('r', a, author, ts)
     add_neighbor('r', author, a, ts)
-    new_edges[#new_edges + 1] = { 'r', a, author, index, ts, first }
+    new_edges[#new_edges + 1] = { 'r', a, author, first }
   elseif edge == 1 then
     add_neighbor('r', a, author, ts)
     add_neighbor('r', author, a, ts)
@@ -606,7 +655,7 @@ local function ring_evidence(a, author, index, ts, post)
     local g = found[1]
     if g and g == found[2] then
       redis.call('PFADD', P .. 'gp:' .. g, post)
-      touch(g, index, ts, first, 0)
+      touch('r', g, ts, first)
     end
   end
   local x, y, xy, yx = a, author, gave, got
@@ -615,164 +664,260 @@ local function ring_evidence(a, author, index, ts, post)
   store_pair(key, y, struct.pack(PAIR_RING, xy, yx, first, edge), ring_rank, ts)
 end
 
--- Reports are kept per trigger event (`sw:rep:{event id}`, one JSON row each, the row as
--- returned minus the index), so a like seen again re-reports what it triggered: a worker that
--- crashed after this script but before the alert was stored does not lose the alert.
-local repeated = {}
-local index = 0
-local batch_ts = 0
-local likes = cjson.decode(ARGV[i])
-local event_ids = {}
-for j = 1, #likes, 6 do
-  index = index + 1
-  local event_id, actor, post, author, ts, quick =
-    likes[j], likes[j + 1], likes[j + 2], likes[j + 3], likes[j + 4], likes[j + 5]
-  event_ids[index] = event_id
-  batch_ts = math.max(batch_ts, ts)
-  -- A like of a post the actor already liked (within the post's horizon) adds no evidence:
-  -- that makes a redelivered batch a no-op, whichever script a crash interrupted.
-  if lockstep_evidence(actor, post, quick, index, ts) then
-    group_posts(actor, post, index, ts)
-    ring_evidence(actor, author, index, ts, post)
-  else
-    for _, row in ipairs(redis.call('LRANGE', P .. 'rep:' .. event_id, 0, -1)) do
-      repeated[#repeated + 1] = { index, cjson.decode(row) }
-    end
-  end
-end
 
 -- -------------------------------------------------------------------------------- groups
 
--- An edge inside a group changes nothing; an edge from a member may let the other end join.
--- Edges between accounts in no group put their ends on the kind's waiting list for a search
--- (`sw:wait:{kind}`, by number of edges), if they have enough edges to be in a dense set of
--- min_size at all. The best-connected wait first (farm members have many edges at once), so
--- organic accounts cannot crowd a farm out of the per-batch budget, and what the budget
--- does not reach waits for the next batch instead of being lost.
-local seeds = {}   -- account -> {index, ts, first} of the edge that made it a seed
-for _, e in ipairs(new_edges) do
-  local kind, a, b, at, ts, first = e[1], e[2], e[3], e[4], e[5], e[6]
-  local ga, gb = group_of(kind, a), group_of(kind, b)
-  if ga and ga == gb then
-    touch(ga, at, ts, first, 0)
-  elseif ga and not gb then
-    try_join(kind, ga, b, at, ts, first)
-  elseif gb and not ga then
-    try_join(kind, gb, a, at, ts, first)
-  elseif not ga and not gb then
-    local need = min_density[kind] * (min_size[kind] - 1)
-    for _, x in ipairs({ a, b }) do
-      local degree = redis.call('ZCARD', P .. 'nb:' .. kind .. ':' .. x)
-      -- Lockstep seeds wait best connected first (farm members have many edges at once);
-      -- ring seeds fewest partners first: a ring member has its ring (a search of that
-      -- size), a sociable account hundreds of partners, and must not hold up the rings.
-      local priority = degree
-      if kind == 'r' then priority = -degree end
-      if degree >= need then
-        redis.call('ZADD', P .. 'wait:' .. kind, priority, x)
-        redis.call('HSET', P .. 'wd:' .. kind, x, degree)
-        if not seeds[kind .. ':' .. x] then seeds[kind .. ':' .. x] = { at, ts, first } end
-      end
+-- Accounts waiting for a group search, per kind: `sw:wait:{kind}` (by priority) and
+-- `sw:wd:{kind}` (edges when queued | first evidence time). Their number is kept here.
+local waiting = {}
+
+local function enqueue(kind, x, degree, first)
+  -- Lockstep seeds wait best connected first (farm members have many edges at once); ring
+  -- seeds fewest partners first: a ring member has its ring (a search of that size), a
+  -- sociable account hundreds of partners, and must not hold up the rings.
+  local priority = degree
+  if kind == 'r' then priority = -degree end
+  local wait_key, wd_key = P .. 'wait:' .. kind, P .. 'wd:' .. kind
+  waiting[kind] = waiting[kind] + redis.call('ZADD', wait_key, priority, x)
+  redis.call('HSET', wd_key, x, degree .. '|' .. fmt(first))
+  local excess = waiting[kind] - max_waiting
+  if excess > 0 then
+    -- The least promising are dropped as soon as the list is over its bound.
+    for _, y in ipairs(redis.call('ZRANGE', wait_key, 0, excess - 1)) do
+      redis.call('HDEL', wd_key, y)
     end
+    redis.call('ZREMRANGEBYRANK', wait_key, 0, excess - 1)
+    waiting[kind] = max_waiting
   end
 end
 
-for _, kind in ipairs({ 'l', 'r' }) do
-  local wait_key = P .. 'wait:' .. kind
-  work = 0
-  while work < max_work do
-    local top = redis.call('ZREVRANGE', wait_key, 0, 0)
-    if #top == 0 then break end
-    local x = top[1]
-    local degree = tonumber(redis.call('HGET', P .. 'wd:' .. kind, x) or '0')
-    redis.call('ZREM', wait_key, x)
-    redis.call('HDEL', P .. 'wd:' .. kind, x)
-    local failed_key = P .. 'pf:' .. kind .. ':' .. x
-    local failed_at = tonumber(redis.call('GET', failed_key) or '0')
-    -- A search that failed is repeated only once the account has more edges (a quarter more,
-    -- at least one): its neighbours' new edges put them on the list themselves.
-    local worth = not group_of(kind, x)
-      and degree >= failed_at + math.max(1, 0.25 * failed_at)
-    if worth and kind == 'r' then
-      -- An account whose partners together get less than ring_min_share of its likes
-      -- cannot be in a ring: no search.
-      local partners = neighbors('r', x, batch_ts)
-      work = work + #partners
-      if likes_into(x, partners, batch_ts) < ring_min_share * activity(x, batch_ts) then
-        redis.call('SET', failed_key, degree, 'EX', ttl)
-        worth = false
-      end
-    end
-    if worth then
-      local seed = seeds[kind .. ':' .. x] or { index, batch_ts, batch_ts }
-      local members = peel(kind, x, batch_ts)
-      if members then
-        settle(kind, members, seed[1], seed[2], seed[3])
-      else
-        redis.call('SET', failed_key, degree, 'EX', ttl)
+-- The edges the like made: an edge inside a group changes nothing (but renews it); an edge
+-- from a member may let the other end join. Edges between accounts in no group put their
+-- ends on the kind's waiting list for a search, if they have enough edges to be in a dense
+-- set of min_size at all.
+local function settle_edges(ts)
+  for _, e in ipairs(new_edges) do
+    local kind, a, b, first = e[1], e[2], e[3], e[4]
+    local ga, gb = group_of(kind, a), group_of(kind, b)
+    if ga and ga == gb then
+      touch(kind, ga, ts, first)
+    elseif ga and not gb then
+      try_join(kind, ga, b, ts, first)
+    elseif gb and not ga then
+      try_join(kind, gb, a, ts, first)
+    elseif not ga and not gb then
+      local need = min_density[kind] * (min_size[kind] - 1)
+      for _, x in ipairs({ a, b }) do
+        local degree = redis.call('ZCARD', P .. 'nb:' .. kind .. ':' .. x)
+        if degree >= need then enqueue(kind, x, degree, first) end
       end
     end
   end
-  local excess = redis.call('ZCARD', wait_key) - max_waiting
-  if excess > 0 then
-    for _, x in ipairs(redis.call('ZRANGE', wait_key, 0, excess - 1)) do
-      redis.call('HDEL', P .. 'wd:' .. kind, x)
-    end
-    redis.call('ZREMRANGEBYRANK', wait_key, 0, excess - 1)
+  new_edges = {}
+end
+
+-- Search around the account at the head of the kind's waiting list, at the time of the like
+-- being processed (the like that brought the members, if a group is found or grown).
+local function search_next(kind, ts)
+  local wait_key, wd_key = P .. 'wait:' .. kind, P .. 'wd:' .. kind
+  local top = redis.call('ZREVRANGE', wait_key, 0, 0)
+  if #top == 0 then
+    waiting[kind] = 0
+    return
   end
-  redis.call('EXPIRE', wait_key, ttl)
-  redis.call('EXPIRE', P .. 'wd:' .. kind, ttl)
+  local x = top[1]
+  local queued = split(redis.call('HGET', wd_key, x) or '0')
+  local degree, first = tonumber(queued[1]), tonumber(queued[2] or ts)
+  redis.call('ZREM', wait_key, x)
+  redis.call('HDEL', wd_key, x)
+  waiting[kind] = waiting[kind] - 1
+  local failed_key = P .. 'pf:' .. kind .. ':' .. x
+  local failed_at = tonumber(redis.call('GET', failed_key) or '0')
+  -- A search that failed is repeated only once the account has more edges (a quarter more,
+  -- at least one): its neighbours' new edges put them on the list themselves.
+  if group_of(kind, x) or degree < failed_at + math.max(1, 0.25 * failed_at) then return end
+  if kind == 'r' then
+    -- An account whose partners together get less than ring_min_share of its likes
+    -- cannot be in a ring: no search.
+    local partners = neighbors('r', x, ts)
+    work = work + #partners
+    if likes_into(x, partners, ts) < ring_min_share * activity(x, ts) then
+      redis.call('SET', failed_key, degree, 'EX', ttl)
+      return
+    end
+  end
+  local members = peel(kind, x, ts)
+  if members then
+    settle(kind, members, ts, first)
+  else
+    redis.call('SET', failed_key, degree, 'EX', ttl)
+  end
+end
+
+-- The search budget is a bucket per kind (`sw:budget:{kind}`, neighbour entries): every new
+-- like adds work_per_like, up to max_work; after each like, searches run while it is above
+-- zero (the last one may overdraw it). What is searched when depends on the order of the
+-- likes only, not on how they were cut into batches; what the budget does not reach waits.
+local budget = {}
+
+local function serve(kind, ts)
+  budget[kind] = math.min(max_work, budget[kind] + work_per_like)
+  while budget[kind] > 0 and waiting[kind] > 0 do
+    local before = work
+    search_next(kind, ts)
+    budget[kind] = budget[kind] - (work - before)
+  end
 end
 
 -- ------------------------------------------------------------------------------- reports
 
+-- Reports are kept per trigger event (`sw:rep:{event id}`, one JSON row each, the row as
+-- returned minus the index), so a like seen again re-reports what it triggered: a worker that
+-- crashed after this script but before the alert was stored does not lose the alert.
 local out = {}
-for _, gid in ipairs(touched_order) do
-  local t = touched[gid]
-  local gk = P .. 'g:' .. gid
-  local g = redis.call('HMGET', gk, 'kind', 'reported', 'alerted', 'first', 'last', 'bursts')
-  local kind, reported, alerted = g[1], tonumber(g[2]), tonumber(g[3])
-  local first, last = t.first, t.ts
-  if g[4] then first = math.min(first, tonumber(g[4])) end
-  if g[5] then last = math.max(last, tonumber(g[5])) end
-  redis.call('HSET', gk, 'first', fmt(first), 'last', fmt(last))
-  for _, key in ipairs({ gk, P .. 'gs:' .. gid, P .. 'gp:' .. gid }) do
-    redis.call('EXPIRE', key, ttl)
+
+-- Groups due for a follow-up (`sw:due`, score = event time realert_seconds after their last
+-- report): one with members its last report did not name is reported again at the first like
+-- that reaches that time, touched or not. `due_next` is the earliest due time (nil: none).
+local due_key = P .. 'due'
+local due_next = nil
+local function load_due()
+  local head = redis.call('ZRANGE', due_key, 0, 0, 'WITHSCORES')
+  due_next = head[2] and tonumber(head[2])
+end
+
+local function follow_ups(ts)
+  for _, gid in ipairs(redis.call('ZRANGEBYSCORE', due_key, '-inf', fmt(ts))) do
+    redis.call('ZREM', due_key, gid)
+    local g = group(string.sub(gid, 1, 1), gid)
+    if not g.touched and g.size > g.reported then
+      g.touched = true
+      like_touched[#like_touched + 1] = gid
+    end
   end
-  local size = redis.call('SCARD', P .. 'gs:' .. gid)
-  local due = size >= min_size[kind] and size > reported and (
-    reported == 0 or size >= reported * (1 + realert_growth)
-    or t.ts - alerted >= realert_seconds)
-  if due then
-    redis.call('HSET', gk, 'reported', size, 'alerted', fmt(t.ts))
-    local members = redis.call('SMEMBERS', P .. 'gs:' .. gid)
-    table.sort(members)
-    local edges = 0
-    for _, x in ipairs(members) do
-      local near = neighbors(kind, x, t.ts)
-      if #near > 0 then
-        for _, flag in ipairs(redis.call('SMISMEMBER', P .. 'gs:' .. gid, unpack(near))) do
-          edges = edges + flag
+  load_due()
+end
+
+-- After each like, the groups it touched: one is reported when found, then when it has grown
+-- by realert_growth or has new members realert_seconds after its last report (and
+-- realert_min_gap after it: the alert gate's cool-down). The like is the trigger; the alert
+-- lists the members as of that like.
+local function report(index, event_id, ts)
+  for _, gid in ipairs(like_touched) do
+    local g = groups[gid]
+    g.touched = false
+    local kind, size, reported = g.kind, g.size, g.reported
+    local due = size >= min_size[kind] and size > reported and (
+      reported == 0 or (ts - g.alerted >= realert_min_gap and (
+        size >= reported * (1 + realert_growth) or ts - g.alerted >= realert_seconds)))
+    if due then
+      g.reported, g.alerted, g.dirty = size, ts, true
+      local at = ts + realert_seconds
+      redis.call('ZADD', due_key, at, gid)
+      if not due_next or at < due_next then due_next = at end
+      local gs_key = P .. 'gs:' .. gid
+      local members = redis.call('SMEMBERS', gs_key)
+      table.sort(members)
+      local edges = 0
+      for _, x in ipairs(members) do
+        local near = neighbors(kind, x, ts)
+        if #near > 0 then
+          for _, flag in ipairs(redis.call('SMISMEMBER', gs_key, unpack(near))) do
+            edges = edges + flag
+          end
         end
       end
+      local density = 0
+      if size > 1 then density = edges / (size * (size - 1)) end
+      local row = {
+        gid, kind, size, fmt(density), redis.call('PFCOUNT', P .. 'gp:' .. gid), fmt(g.first),
+        fmt(g.last), size - reported, edges / 2, g.bursts, size,
+      }
+      for _, x in ipairs(members) do row[#row + 1] = x end
+      local rep_key = P .. 'rep:' .. event_id
+      redis.call('RPUSH', rep_key, cjson.encode(row))
+      redis.call('EXPIRE', rep_key, ttl)
+      out[#out + 1] = index
+      for _, value in ipairs(row) do out[#out + 1] = value end
     end
-    local density = 0
-    if size > 1 then density = edges / (size * (size - 1)) end
-    local row = {
-      gid, kind, size, fmt(density), redis.call('PFCOUNT', P .. 'gp:' .. gid), fmt(first),
-      fmt(last), size - reported, edges / 2, tonumber(g[6] or '0'), size,
-    }
-    for _, x in ipairs(members) do row[#row + 1] = x end
-    local rep_key = P .. 'rep:' .. event_ids[t.index]
-    redis.call('RPUSH', rep_key, cjson.encode(row))
-    redis.call('EXPIRE', rep_key, ttl)
-    out[#out + 1] = t.index
-    for _, value in ipairs(row) do out[#out + 1] = value end
+  end
+  like_touched = {}
+end
+
+-- -------------------------------------------------------------------------------- likes
+
+local likes = cjson.decode(ARGV[i])
+for j = 1, #likes, 6 do
+  local flags = likes[j + 5]
+  if flags >= 4 then
+    local actor = likes[j + 1]
+    local later = pending[actor]
+    if not later then
+      later = {}
+      pending[actor] = later
+      pending_at[actor] = 1
+    end
+    later[#later + 1] = likes[j + 4]
   end
 end
-for _, r in ipairs(repeated) do
-  out[#out + 1] = r[1]
-  for _, value in ipairs(r[2]) do out[#out + 1] = value end
+
+for _, kind in ipairs({ 'l', 'r' }) do
+  budget[kind] = tonumber(redis.call('GET', P .. 'budget:' .. kind) or max_work)
+  waiting[kind] = redis.call('ZCARD', P .. 'wait:' .. kind)
 end
+load_due()
+
+-- Each like is taken to the end (evidence, edges, searches, reports) before the next one, so
+-- the outcome depends on the order of the likes, not on where a batch ends.
+local index = 0
+for j = 1, #likes, 6 do
+  index = index + 1
+  local event_id, actor, post, author, ts, flags =
+    likes[j], likes[j + 1], likes[j + 2], likes[j + 3], likes[j + 4], likes[j + 5]
+  -- flags: 1 quick (dwell under quick_dwell_ms), 2 check hash caps, 4 counted in the actor's
+  -- like window by this batch's windows.lua call.
+  if flags >= 4 then
+    pending_at[actor] = pending_at[actor] + 1
+    flags = flags - 4
+  end
+  check_caps = flags >= 2
+  local quick = flags % 2
+  -- A like of a post the actor already liked (within the post's horizon) adds no evidence:
+  -- that makes a redelivered batch a no-op, whichever script a crash interrupted; it
+  -- re-reports what it triggered the first time.
+  if lockstep_evidence(actor, post, quick, ts) then
+    group_posts(actor, post, ts)
+    ring_evidence(actor, author, ts, post)
+    settle_edges(ts)
+    serve('l', ts)
+    serve('r', ts)
+    if due_next and ts >= due_next then follow_ups(ts) end
+    report(index, event_id, ts)
+  else
+    for _, row in ipairs(redis.call('LRANGE', P .. 'rep:' .. event_id, 0, -1)) do
+      out[#out + 1] = index
+      for _, value in ipairs(cjson.decode(row)) do out[#out + 1] = value end
+    end
+  end
+end
+
+-- ------------------------------------------------------------------------------ write back
+
+for gid, g in pairs(groups) do
+  if g.dirty then
+    local gk = P .. 'g:' .. gid
+    redis.call('HSET', gk, 'first', fmt(g.first), 'last', fmt(g.last), 'reported', g.reported,
+               'alerted', fmt(g.alerted))
+    for _, key in ipairs({ gk, P .. 'gs:' .. gid, P .. 'gp:' .. gid }) do
+      redis.call('EXPIRE', key, ttl)
+    end
+  end
+end
+for _, kind in ipairs({ 'l', 'r' }) do
+  redis.call('SET', P .. 'budget:' .. kind, budget[kind], 'EX', ttl)
+  redis.call('EXPIRE', P .. 'wait:' .. kind, ttl)
+  redis.call('EXPIRE', P .. 'wd:' .. kind, ttl)
+end
+redis.call('EXPIRE', due_key, ttl)
 for key, seconds in pairs(expiring) do redis.call('EXPIRE', key, seconds) end
 return out

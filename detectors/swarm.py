@@ -21,22 +21,31 @@ to the group, which separates a ring from sociable accounts that reciprocate wit
 A lockstep group is also founded at once by a *burst* (SynchroTrap's synchronised action on
 one object): ``burst_min_likers`` likes pressed without viewing, within ``sync_seconds`` on
 one post, and ``burst_quick_share`` of its likes then (organic likes of a busy post are mostly
-viewed). Groups are searched for around accounts with new edges (peeling the neighbourhood down to a
-dense set), within a work budget per batch; they grow when an account gets enough edges into
-one, and a lockstep group also the CopyCatch way: its *posts* are those its members like in
-sync and mostly alone, and an account that likes ``join_posts`` of them in sync joins (in a
-sparse farm each account likes only some of the posts, so pairwise evidence comes late).
+viewed). Groups are searched for around accounts with new edges (peeling the neighbourhood down
+to a dense set), within a work budget that every new like adds ``search_work_per_like`` to (up
+to ``max_search_work``); they grow when an account gets enough edges into one, and a lockstep
+group also the CopyCatch way: its *posts* are those its members like in sync and mostly
+alone, and an account that likes ``join_posts`` of them in sync joins (in a sparse farm each
+account likes only some of the posts, so pairwise evidence comes late).
 
 All cross-account state lives in Redis, keyed by post, pair, account and group (see
 ``docs/redis-keys.md``), and the whole batch is one Lua call (``swarm.lua``): workers that
 see different accounts of the same farm build the same graph, and a group found twice, by two
 workers or after a restart, keeps the id it got when it was founded.
 
-One alert per group when it is found, and again when it has grown by ``realert_growth`` (or
-has new members and ``realert_seconds`` have passed): subject ``group``, ``accounts`` = all
-members, evidence = pattern, size, density, posts liked together, time span. The alert's
-event is the first like of the batch that brought members; it lists every member known at
-the end of the batch.
+One alert per group when it is found, and again when it has grown by ``realert_growth`` (at
+least the gate's cool-down later), or ``realert_seconds`` after the last alert if it has
+members that alert did not name: subject ``group``, ``accounts`` = all members, evidence =
+pattern, size, density, posts liked together, time span. The alert's event is the like that
+brought the members (or, for the late follow-up, the first like past ``realert_seconds``); it
+lists the members as of that like.
+
+Batch boundaries do not matter: the script takes each like to the end (evidence, edges,
+searches, reports) before the next one, and nothing in it depends on where a batch ends, so
+the same likes in the same order give the same alerts, with the same ids, whether they come
+one at a time (a quiet live worker), in the live worker's batches or in one replay batch
+(``tests/integration/detectors/test_swarm_batching.py``). Different orders (partitions that
+advance at different event-time speeds) can still give different findings.
 
 Redelivery: a like of a post its actor already liked adds no evidence, so a batch seen again
 (after a crash) changes nothing, and the script re-reports the groups each redelivered like
@@ -55,6 +64,7 @@ from __future__ import annotations
 
 import json
 import math
+import zlib
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any, ClassVar
@@ -63,6 +73,7 @@ from redis.commands.core import Script
 
 from detectors.base import ACTOR_LIKES, Batch, Detector, Finding
 from detectors.config import SwarmConfig
+from detectors.windows import ADDED
 from schemas.records import LikeEvent
 
 PATTERNS = {"l": "lockstep", "r": "ring"}
@@ -70,6 +81,13 @@ PATTERNS = {"l": "lockstep", "r": "ring"}
 #: Group alerts are throttled by the group record in Redis (growth, ``realert_seconds``);
 #: the alert gate's cool-down must not swallow a grown group's second alert.
 GATE_COOLDOWN_SECONDS = 1.0
+
+#: Per-like flags handed to the script: the like was quick (dwell under ``quick_dwell_ms``);
+#: it checks the size caps of the pair hashes it adds fields to (one like in 16, chosen by a
+#: hash of its event id, so the same likes check however the stream is batched); it was
+#: newly counted in the actor's like window by this batch (the script takes the batch's
+#: likes not processed yet off its activity counts).
+FLAG_QUICK, FLAG_CHECK_CAPS, FLAG_COUNTED = 1, 2, 4
 
 
 def _script_text() -> str:
@@ -122,8 +140,10 @@ class SwarmDetector(Detector):
             c.join_edges_cap,
             c.max_group_size,
             c.max_search_work,
+            c.search_work_per_like,
             c.realert_growth,
             c.realert_seconds,
+            GATE_COOLDOWN_SECONDS,
             c.max_waiting,
             c.state_ttl_seconds,
             2 * c.post_horizon_seconds,
@@ -141,22 +161,30 @@ class SwarmDetector(Detector):
     def detect(self, batch: Batch) -> list[Finding]:
         # Redelivered likes too: the script knows them (they add no evidence) and re-reports
         # the groups they triggered, in case the alert never made it past the gate.
-        likes: list[LikeEvent] = [event for event in batch.events if event.type == "like"]
-        if not likes:
-            return []
+        likes: list[LikeEvent] = []
         quick_ms = self.config.quick_dwell_ms
+        counts = batch.windows[ACTOR_LIKES]
         flat: list[str | float | int] = []
-        for event in likes:
+        for event, count in zip(batch.events, counts, strict=True):
+            if event.type != "like":
+                continue
+            likes.append(event)
             dwell = event.dwell_ms
-            quick = 1 if dwell is not None and dwell < quick_ms else 0
+            flags = FLAG_QUICK if dwell is not None and dwell < quick_ms else 0
+            if zlib.crc32(event.event_id.encode()) & 15 == 0:
+                flags |= FLAG_CHECK_CAPS
+            if count is not None and count.status == ADDED:
+                flags |= FLAG_COUNTED
             flat += (
                 event.event_id,
                 event.actor_id,
                 event.post_id,
                 event.author_id,
                 event.ts,
-                quick,
+                flags,
             )
+        if not likes:
+            return []
         args = [batch.state.namespace, *self._settings, json.dumps(flat)]
         if self._script is None:
             self._script = batch.state.client.register_script(_script_text())

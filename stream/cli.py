@@ -85,7 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="rejects file (default: OUT.rejects.jsonl, or "
         "likeguard-replay.rejects.jsonl when writing to standard output)",
     )
-    replay.add_argument("--batch-size", type=int, default=1000, help="events per batch")
+    replay.add_argument(
+        "--batch-size",
+        type=int,
+        default=1000,
+        help="events per batch (default 1000, the live worker's largest); changes speed, "
+        "not the swarm alerts",
+    )
     replay.add_argument(
         "--reorder-buffer",
         type=int,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import doctest
+import json
 import re
+import zlib
 from importlib import resources
 from typing import Any
 
@@ -94,8 +97,9 @@ def test_score_is_one_at_the_thresholds_and_grows_with_size_and_density() -> Non
 
 
 def test_window_covers_the_trigger_even_when_evidence_is_older() -> None:
-    (finding,) = parse_reports(reply_row(1, "l-1", "l", ["a", "b", "c"]), [like(1, ts=500.0)],
-                               SwarmConfig())
+    (finding,) = parse_reports(
+        reply_row(1, "l-1", "l", ["a", "b", "c"]), [like(1, ts=500.0)], SwarmConfig()
+    )
     assert finding.window_start == 50.0 and finding.window_end == 500.0
 
 
@@ -141,3 +145,56 @@ def test_config_rejects_unusable_values(bad: dict[str, Any]) -> None:
 def test_doctests() -> None:
     result = doctest.testmod(swarm)
     assert result.attempted > 0 and result.failed == 0
+
+
+class Recorder:
+    """A state whose script records what the detector sends instead of running it."""
+
+    namespace = "ns"
+
+    def __init__(self) -> None:
+        self.args: list[Any] = []
+        self.client = self
+
+    def register_script(self, _text: str) -> Any:
+        def script(keys: list[str], args: list[Any], client: Any) -> list[Any]:
+            self.args = args
+            return []
+
+        return script
+
+    def timed(self, _name: str) -> Any:
+        return contextlib.nullcontext()
+
+
+def test_each_like_goes_with_flags_that_do_not_depend_on_the_batch() -> None:
+    events = [
+        LikeEvent("e1", "like", "u1", "p1", "a1", 100.0, dwell_ms=500),
+        LikeEvent("e2", "unlike", "u1", "p1", "a1", 101.0),
+        LikeEvent("e3", "like", "u2", "p1", "a1", 102.0, dwell_ms=9000),
+        LikeEvent("e4", "like", "u3", "p1", "a1", 103.0),
+    ]
+    windows = {
+        ACTOR_LIKES: [
+            WindowCounts(ADDED, (1,)),
+            None,
+            WindowCounts(DUPLICATE, (1,)),
+            WindowCounts(ADDED, (1,)),
+        ],
+        ACTOR_UNLIKES: [None, WindowCounts(ADDED, (1,)), None, None],
+    }
+    state = Recorder()
+    SwarmDetector(SwarmConfig()).detect(Batch(events, windows, state))  # type: ignore[arg-type]
+    flat = json.loads(state.args[-1])
+    rows = [flat[k : k + 6] for k in range(0, len(flat), 6)]
+    assert [row[0] for row in rows] == ["e1", "e3", "e4"]
+    flags = {row[0]: row[5] for row in rows}
+    # Quick: dwell under quick_dwell_ms. Counted: newly in the actor's like window (a
+    # redelivered like is not). Cap check: by a hash of the event id alone.
+    assert flags["e1"] & swarm.FLAG_QUICK and not flags["e3"] & swarm.FLAG_QUICK
+    assert not flags["e4"] & swarm.FLAG_QUICK  # no dwell: not quick
+    assert flags["e1"] & swarm.FLAG_COUNTED and flags["e4"] & swarm.FLAG_COUNTED
+    assert not flags["e3"] & swarm.FLAG_COUNTED
+    for event_id, value in flags.items():
+        sampled = zlib.crc32(event_id.encode()) % 16 == 0
+        assert bool(value & swarm.FLAG_CHECK_CAPS) == sampled
