@@ -62,7 +62,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 import math
 import zlib
 from collections.abc import Sequence
@@ -73,6 +72,7 @@ from redis.commands.core import Script
 
 from detectors.base import ACTOR_LIKES, Batch, Detector, Finding
 from detectors.config import SwarmConfig
+from detectors.state import script_json
 from detectors.windows import ADDED
 from schemas.records import LikeEvent
 
@@ -185,7 +185,7 @@ class SwarmDetector(Detector):
             )
         if not likes:
             return []
-        args = [batch.state.namespace, *self._settings, json.dumps(flat)]
+        args = [batch.state.namespace, *self._settings, script_json(flat)]
         if self._script is None:
             self._script = batch.state.client.register_script(_script_text())
         with batch.state.timed(self.name):
