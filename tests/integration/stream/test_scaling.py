@@ -185,3 +185,26 @@ def test_cross_account_detectors_match_replay(stack: Stack, scenario: Path, tmp_
     expected = replay_alerts(stack, scenario, tmp_path)
     alerts = live_alerts(stack, scenario, tmp_path, workers=1)
     assert flagged_accounts(alerts) == flagged_accounts(expected)
+
+
+CROSS_ACCOUNT_ONLY = """
+[burst]
+enabled = false
+[churn]
+enabled = false
+[swarm]
+enabled = false
+"""
+
+
+def test_one_worker_cross_account_detectors_match_replay(
+    stack: Stack, scenario: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "cross-account.toml"
+    config.write_text(CROSS_ACCOUNT_ONLY)
+    stack.env["LIKEGUARD_CONFIG"] = str(config)
+    expected = replay_alerts(stack, scenario, tmp_path)
+    assert {a["detector"] for a in expected} == {"new_account_spike", "fan_imbalance"}
+    alerts = live_alerts(stack, scenario, tmp_path, workers=1)
+    assert flagged_accounts(alerts) == flagged_accounts(expected)
+    assert findings(alerts) == findings(expected)
