@@ -1,6 +1,6 @@
 """The live path: a Faust app whose agents are thin drivers around :class:`Pipeline`.
 
-Per batch taken from Kafka: a detection child process decodes and validates every record and
+Per batch: a detection child process decodes and validates every record and
 runs the valid ones through the pipeline; the parent sends the bad ones to the dead-letter
 topic with the reason, publishes the alerts and waits for the broker to acknowledge them and
 the dead letters. Only then are the batch's records
@@ -8,7 +8,13 @@ acked, so a crash at any point redelivers them: windows are idempotent by ``even
 alert ids are deterministic, so redelivery neither double-counts nor loses an alert
 (downstream deduplicates by id).
 
-The agent takes batch N+1 while batch N is in detection (:class:`BatchLane`): Faust's
+Records taken from Kafka first go through the worker's event-time merge
+(:class:`MergeFeed` around :class:`~stream.merge.EventTimeMerge`): the batches handed to
+detection are in the order replay uses, (event time, partition, offset), as far as every
+assigned partition has got, so the detectors that look across accounts see one worker's
+partitions as replay sees the capture. Held records are not acked yet.
+
+The agent hands on batch N+1 while batch N is in detection (:class:`BatchLane`): Faust's
 per-record work runs on the event loop, on one core, while the child process
 (:mod:`stream.detection_process`) runs the pipeline on another. Detection stays serial and in
 order, one batch at a time.
