@@ -11,8 +11,9 @@ speeds, so an arrival-order interleaving and replay's global event-time order de
 borderline cases differently. A worker merges its partitions by event time before detection
 (stream/merge.py), so with one worker new_account_spike and fan_imbalance must match replay
 (``test_one_worker_cross_account_detectors_match_replay``; it fails without the merge, and
-with ``LIKEGUARD_MERGE_MAX_HELD=1``). Swarm still differs (it is not yet invariant to batch boundaries):
-``test_cross_account_detectors_match_replay`` records that gap as an expected failure.
+with ``LIKEGUARD_MERGE_MAX_HELD=1``). Swarm still differs (it is not yet invariant to batch
+boundaries): ``test_cross_account_detectors_match_replay`` records that gap as an expected
+failure.
 """
 
 from __future__ import annotations
