@@ -183,10 +183,10 @@ class MergeFeed:
     clock runs only while the feed is not waiting for the lane: while detection is slow (or
     Redis is down) nothing is delivered, and that must not make every partition look idle.
 
-    ``partitions`` gives the partitions of the topic currently assigned to this worker and
-    ``highwater`` the broker's high watermark of one (``None`` when not known): both come from
-    the consumer (see :func:`create_app`), and are plain callables so the feed can be tested
-    without a broker.
+    ``partitions`` gives the partitions of the topic currently assigned to this worker
+    (``None`` when the consumer cannot tell: nothing changes) and ``highwater`` the broker's
+    high watermark of one (``None`` when not known): both come from the consumer (see
+    :func:`create_app`), and are plain callables so the feed can be tested without a broker.
     """
 
     def __init__(
@@ -194,7 +194,7 @@ class MergeFeed:
         merge: EventTimeMerge[EventT],
         lane: BatchLane,
         batch_size: int,
-        partitions: Callable[[], Iterable[int]],
+        partitions: Callable[[], Iterable[int] | None],
         highwater: Callable[[int], int | None],
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -234,9 +234,10 @@ class MergeFeed:
         """Send one batch of released records to the lane; False when nothing was released."""
         async with self._lock:
             now = self.now()
-            dropped = self.merge.assign(self._partitions(), now)
-            if dropped:
-                log.info("rebalance: dropped %d held records of revoked partitions", dropped)
+            assigned = self._partitions()
+            if assigned is not None:
+                self.revoke(self.merge.partitions - set(assigned))
+                self.merge.assign(assigned, now)
             for partition in self.merge.partitions:
                 self.merge.observe_highwater(partition, self._highwater(partition), now)
             released = self.merge.release(now, limit=self.batch_size)
@@ -377,8 +378,12 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
     feeds: dict[str, MergeFeed] = {}
     metrics.watch_merge(lambda: sum(feed.merge.held for feed in feeds.values()))
 
-    def assigned(topic: str) -> set[int]:
-        return {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
+    def assigned(topic: str) -> set[int] | None:
+        try:
+            tps = app.consumer.assignment()
+        except Exception:  # the consumer is not running (starting, stopping): no change
+            return None
+        return {tp.partition for tp in tps if tp.topic == topic}
 
     def highwater(topic: str, partition: int) -> int | None:
         # The high watermark aiokafka last saw in a fetch response (no request is made).
