@@ -1,6 +1,6 @@
 """The live path: a Faust app whose agents are thin drivers around :class:`Pipeline`.
 
-Per batch taken from Kafka: a detection child process decodes and validates every record and
+Per batch: a detection child process decodes and validates every record and
 runs the valid ones through the pipeline; the parent sends the bad ones to the dead-letter
 topic with the reason, publishes the alerts and waits for the broker to acknowledge them and
 the dead letters. Only then are the batch's records
@@ -8,7 +8,13 @@ acked, so a crash at any point redelivers them: windows are idempotent by ``even
 alert ids are deterministic, so redelivery neither double-counts nor loses an alert
 (downstream deduplicates by id).
 
-The agent takes batch N+1 while batch N is in detection (:class:`BatchLane`): Faust's
+Records taken from Kafka first go through the worker's event-time merge
+(:class:`MergeFeed` around :class:`~stream.merge.EventTimeMerge`): the batches handed to
+detection are in the order replay uses, (event time, partition, offset), as far as every
+assigned partition has got, so the detectors that look across accounts see one worker's
+partitions as replay sees the capture. Held records are not acked yet.
+
+The agent hands on batch N+1 while batch N is in detection (:class:`BatchLane`): Faust's
 per-record work runs on the event loop, on one core, while the child process
 (:mod:`stream.detection_process`) runs the pipeline on another. Detection stays serial and in
 order, one batch at a time.
@@ -24,7 +30,7 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -32,11 +38,12 @@ from typing import Any, cast
 import faust
 from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import EventT
+from faust.types import TP, EventT
 
 from schemas.validate import InvalidEvent
 from stream.config import Settings
 from stream.detection_process import ChildResult, DetectionProcess
+from stream.merge import EventTimeMerge, event_time
 from stream.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -163,6 +170,103 @@ class BatchLane:
                 await task
 
 
+#: How often the merge is looked at when no records arrive (a partition may have gone idle).
+MERGE_TICK_SECONDS = 0.05
+
+
+class MergeFeed:
+    """Puts the records an agent takes through an :class:`~stream.merge.EventTimeMerge` and
+    hands what it releases to the :class:`BatchLane`, in event-time order.
+
+    ``add`` holds a taken chunk; ``pump`` sends one batch (up to ``batch_size`` released
+    records) to the lane. Held records are not acked, so a crash redelivers them. The merge's
+    clock runs only while the feed is not waiting for the lane: while detection is slow (or
+    Redis is down) nothing is delivered, and that must not make every partition look idle.
+
+    ``partitions`` gives the partitions of the topic currently assigned to this worker
+    (``None`` when the consumer cannot tell: nothing changes) and ``highwater`` the broker's
+    high watermark of one (``None`` when not known): both come from the consumer (see
+    :func:`create_app`), and are plain callables so the feed can be tested without a broker.
+    """
+
+    def __init__(
+        self,
+        merge: EventTimeMerge[EventT],
+        lane: BatchLane,
+        batch_size: int,
+        partitions: Callable[[], Iterable[int] | None],
+        highwater: Callable[[int], int | None],
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.merge = merge
+        self.lane = lane
+        self.batch_size = batch_size
+        self._partitions = partitions
+        self._highwater = highwater
+        self._metrics = metrics
+        self._clock = clock
+        self._waited = 0.0
+        self._lock = asyncio.Lock()
+        self._forced = 0
+        self._late = 0
+
+    def now(self) -> float:
+        """The merge's clock: monotonic time minus the time spent waiting for the lane."""
+        return self._clock() - self._waited
+
+    def add(self, records: Sequence[EventT]) -> None:
+        now = self.now()
+        for record in records:
+            message = record.message
+            self.merge.add(
+                message.partition, message.offset, event_time(_raw(message.value)), record, now
+            )
+        self._count()
+
+    def revoke(self, partitions: Iterable[int]) -> None:
+        """Drop the held records of partitions this worker lost (they are redelivered)."""
+        dropped = self.merge.revoke(partitions)
+        if dropped:
+            log.info("rebalance: dropped %d held records of revoked partitions", dropped)
+
+    async def pump(self) -> bool:
+        """Send one batch of released records to the lane; False when nothing was released."""
+        async with self._lock:
+            now = self.now()
+            assigned = self._partitions()
+            if assigned is not None:
+                self.revoke(self.merge.partitions - set(assigned))
+                self.merge.assign(assigned, now)
+            for partition in self.merge.partitions:
+                self.merge.observe_highwater(partition, self._highwater(partition), now)
+            released = self.merge.release(now, limit=self.batch_size)
+            self._count()
+            if not released:
+                return False
+            started = self._clock()
+            await self.lane.submit(TakenBatch(released, [_raw(r.value) for r in released]))
+            self._waited += self._clock() - started
+            return True
+
+    async def tick(self, interval: float = MERGE_TICK_SECONDS) -> None:
+        """Release what the passing of time allows (idle partitions) while nothing arrives."""
+        while True:
+            await asyncio.sleep(interval)
+            if self.merge.held:
+                await self.pump()
+
+    def _count(self) -> None:
+        if self._metrics is None:
+            return
+        if self.merge.forced > self._forced:
+            self._metrics.merge_forced.inc(self.merge.forced - self._forced)
+            self._forced = self.merge.forced
+        if self.merge.late > self._late:
+            self._metrics.merge_late.inc(self.merge.late - self._late)
+            self._late = self.merge.late
+
+
 def _log_failure(task: asyncio.Task[None]) -> None:
     # Logged when it happens: the agent only sees the error when it submits the next batch,
     # which may be much later on a quiet topic.
@@ -251,9 +355,6 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
     dead_letter_topic = app.topic(settings.dead_letter_topic, **RAW_TOPIC)
     detection = Detection(settings, metrics)
 
-    async def take(records: Sequence[EventT]) -> TakenBatch:
-        return TakenBatch(records, [_raw(item.value) for item in records])
-
     async def finish(batch: TakenBatch, stream: faust.Stream) -> None:
         """Detection, dead letters and alerts, then the acks: after the broker took them all."""
         done = await detection.process(batch.values) if batch.values else ChildResult()
@@ -274,30 +375,69 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
             await stream.ack(record)
         metrics.observe_batch(done.result, len(batch.records), batch.taken_at)
 
-    async def drive(stream: faust.Stream) -> None:
+    feeds: dict[str, MergeFeed] = {}
+    metrics.watch_merge(lambda: sum(feed.merge.held for feed in feeds.values()))
+
+    def assigned(topic: str) -> set[int] | None:
+        try:
+            tps = app.consumer.assignment()
+        except Exception:  # the consumer is not running (starting, stopping): no change
+            return None
+        return {tp.partition for tp in tps if tp.topic == topic}
+
+    def highwater(topic: str, partition: int) -> int | None:
+        # The high watermark aiokafka last saw in a fetch response (no request is made).
+        try:
+            return cast("int | None", app.consumer.highwater(TP(topic, partition)))
+        except Exception:  # not assigned (any more), or the consumer is not running
+            return None
+
+    async def drive(stream: faust.Stream, topic: str) -> None:
         # take_events() would ack a batch as soon as the agent asks for the next one, i.e.
         # before the lane has finished it. noack_take() yields the events and never acks
         # them; on a noack() stream nothing else acks them either: finish() does.
         # faust types noack() as StreamT, which lacks noack_take; it returns a Stream.
         manual = cast(faust.Stream, stream.noack())
         lane = BatchLane(lambda batch: finish(batch, manual))
+        feed = feeds[topic] = MergeFeed(
+            EventTimeMerge(
+                idle_seconds=settings.merge_idle_seconds, max_held=settings.merge_max_held
+            ),
+            lane,
+            settings.batch_size,
+            partitions=lambda: assigned(topic),
+            highwater=lambda partition: highwater(topic, partition),
+            metrics=metrics,
+        )
+        ticker = asyncio.create_task(feed.tick())
         try:
             async for records in manual.noack_take(
                 settings.batch_size, within=settings.batch_timeout_seconds
             ):
-                await lane.submit(await take(records))
+                if ticker.done():  # a batch the ticker sent failed: crash, as without it
+                    ticker.result()
+                feed.add(records)
+                await feed.pump()
             await lane.wait()
         finally:
+            ticker.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await ticker
             await lane.cancel()
 
     # faust types agents with StreamT; the runtime object is a Stream.
     @app.agent(likes_topic, name="likeguard.detect")  # type: ignore[arg-type]
     async def detect(stream: faust.Stream) -> None:
-        await drive(stream)
+        await drive(stream, settings.likes_topic)
 
     @app.agent(accounts_topic, name="likeguard.accounts")  # type: ignore[arg-type]
     async def accounts(stream: faust.Stream) -> None:
-        await drive(stream)
+        await drive(stream, settings.accounts_topic)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def drop_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
+        for topic, feed in feeds.items():
+            feed.revoke(tp.partition for tp in revoked if tp.topic == topic)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def checkpoint_models(sender: Any, **_: Any) -> None:

@@ -43,6 +43,15 @@ class Settings:
     #: that long even while records arrive, which puts ~1 s under every alert's latency. A
     #: shorter wait costs an idle worker a few more fetch requests per second.
     fetch_max_wait_seconds: float = 0.1
+    #: The event-time merge of a worker's partitions (:mod:`stream.merge`): a partition that
+    #: has read up to the broker's high watermark holds nothing back; one that is not caught
+    #: up but has delivered nothing (and whose high watermark has not risen) for this long
+    #: stops holding the others back too (time the worker spends waiting for detection does
+    #: not count). Bounds how long a quiet or stuck partition can delay alerts.
+    merge_idle_seconds: float = 0.5
+    #: Records the merge may hold; beyond it the oldest go on regardless of the watermark
+    #: (``likeguard_merge_forced_releases_total``), so a backlog cannot grow memory unbounded.
+    merge_max_held: int = 10_000
     #: Detection settings file (see detectors/defaults.toml); empty for the defaults.
     config: str = ""
 

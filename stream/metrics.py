@@ -7,6 +7,7 @@ and dashboard in ``deploy/`` are written against exactly these.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from prometheus_client import (
     REGISTRY,
@@ -104,8 +105,32 @@ class Metrics:
             ["operation"],
             registry=reg,
         )
+        # The event-time merge (stream/merge.py): one per agent, summed by merge_held().
+        self._merges: list[Callable[[], int]] = []
+        self.merge_held = Gauge(
+            "likeguard_merge_held_records",
+            "Records taken from Kafka and held by the event-time merge, not yet in a batch.",
+            registry=reg,
+        )
+        self.merge_held.set_function(lambda: float(sum(held() for held in self._merges)))
+        self.merge_forced = Counter(
+            "likeguard_merge_forced_releases",
+            "Records the event-time merge let go before the watermark allowed, because it held"
+            " too many (LIKEGUARD_MERGE_MAX_HELD).",
+            registry=reg,
+        )
+        self.merge_late = Counter(
+            "likeguard_merge_late_records",
+            "Records that reached the event-time merge older than a record it had already let go"
+            " (processed out of event-time order).",
+            registry=reg,
+        )
         for reason in REJECT_REASONS:  # export zeros, so rate() works from the first scrape
             self.rejects.labels(reason)
+
+    def watch_merge(self, held: Callable[[], int]) -> None:
+        """Add ``held()``, records an event-time merge holds, to the held-records gauge."""
+        self._merges.append(held)
 
     def observe_redis(self, operation: str, seconds: float, failed: bool) -> None:
         """A :data:`detectors.state.RedisObserver`."""

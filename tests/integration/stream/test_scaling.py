@@ -6,11 +6,14 @@ alert again, but only under the same ``alert_id``: downstream deduplication by i
 exactly one alert per finding.
 
 The detectors with a cross-account view (new_account_spike's post side, fan_imbalance, swarm)
-do not match replay yet: partitions advance at different event-time speeds, and those
-detectors act on a post's or group's latest event time, so a live interleaving and replay's
-global event-time order can decide borderline cases differently and found groups from
-different first members. ``test_cross_account_detectors_match_replay`` records that gap as an
-expected failure until the detectors work on a per-partition watermark.
+act on a post's or group's latest event time, and partitions advance at different event-time
+speeds, so an arrival-order interleaving and replay's global event-time order decide
+borderline cases differently. A worker merges its partitions by event time before detection
+(stream/merge.py), so with one worker new_account_spike and fan_imbalance must match replay
+(``test_one_worker_cross_account_detectors_match_replay``; it fails without the merge, and
+with ``LIKEGUARD_MERGE_MAX_HELD=1``). Swarm still differs (it is not yet invariant to batch
+boundaries): ``test_cross_account_detectors_match_replay`` records that gap as an expected
+failure.
 """
 
 from __future__ import annotations
@@ -185,3 +188,26 @@ def test_cross_account_detectors_match_replay(stack: Stack, scenario: Path, tmp_
     expected = replay_alerts(stack, scenario, tmp_path)
     alerts = live_alerts(stack, scenario, tmp_path, workers=1)
     assert flagged_accounts(alerts) == flagged_accounts(expected)
+
+
+CROSS_ACCOUNT_ONLY = """
+[burst]
+enabled = false
+[churn]
+enabled = false
+[swarm]
+enabled = false
+"""
+
+
+def test_one_worker_cross_account_detectors_match_replay(
+    stack: Stack, scenario: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "cross-account.toml"
+    config.write_text(CROSS_ACCOUNT_ONLY)
+    stack.env["LIKEGUARD_CONFIG"] = str(config)
+    expected = replay_alerts(stack, scenario, tmp_path)
+    assert {a["detector"] for a in expected} == {"new_account_spike", "fan_imbalance"}
+    alerts = live_alerts(stack, scenario, tmp_path, workers=1)
+    assert flagged_accounts(alerts) == flagged_accounts(expected)
+    assert findings(alerts) == findings(expected)
