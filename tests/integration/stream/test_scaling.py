@@ -11,9 +11,10 @@ speeds, so an arrival-order interleaving and replay's global event-time order de
 borderline cases differently. A worker merges its partitions by event time before detection
 (stream/merge.py), so with one worker new_account_spike and fan_imbalance must match replay
 (``test_one_worker_cross_account_detectors_match_replay``; it fails without the merge, and
-with ``LIKEGUARD_MERGE_MAX_HELD=1``). Swarm still differs (it is not yet invariant to batch
-boundaries): ``test_cross_account_detectors_match_replay`` records that gap as an expected
-failure.
+with ``LIKEGUARD_MERGE_MAX_HELD=1``). Swarm's findings do not depend on batch boundaries
+(tests/integration/detectors/test_swarm_batching.py), so with one worker every detector
+together must match replay (``test_cross_account_detectors_match_replay``). With two workers
+each merges only its own partitions, so cross-account findings may still differ there.
 """
 
 from __future__ import annotations
@@ -178,12 +179,6 @@ def flagged_accounts(alerts: list[dict]) -> dict[str, set[str]]:
     return flagged
 
 
-@pytest.mark.xfail(
-    reason="cross-account detectors decide on per-post/per-group latest event time, which "
-    "differs between a live multi-partition interleaving and replay's global order; needs a "
-    "per-partition watermark (see module docstring)",
-    strict=False,
-)
 def test_cross_account_detectors_match_replay(stack: Stack, scenario: Path, tmp_path: Path) -> None:
     expected = replay_alerts(stack, scenario, tmp_path)
     alerts = live_alerts(stack, scenario, tmp_path, workers=1)
