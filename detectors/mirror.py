@@ -3,11 +3,12 @@
 Windows keyed by the partition key (the actor) are written by one worker at a time: the one
 that owns the actor's partition. That worker can keep each key's event times in memory and
 count its windows with two binary searches per length, instead of a ``ZCOUNT`` per length in
-Redis (Redis CPU per event fell by about a fifth on a replayed day). Redis keeps the authoritative copy: every
-entry is still added there (which is also what makes a redelivered event a no-op), and the
-windows script sends a key back whole whenever its size or newest score differs from what
-this copy expects, so a copy that went stale (first touch, a restart, a rebalance that gave
-the actor to another worker and back, a key that expired) is rebuilt before it is used.
+Redis (Redis CPU per event fell by about a fifth on a replayed day). Redis keeps the
+authoritative copy: every entry is still added there (which is also what makes a redelivered
+event a no-op), and the windows script sends a key back whole whenever its size or newest score
+differs from what this copy expects, so a copy that went stale (first touch, a restart, a
+rebalance that gave the actor to another worker and back, a key that expired) is rebuilt before
+it is used.
 
 The copy applies the script's own rules: bounds rounded to microseconds as the script
 formats them, retention from the key's newest time, and the ``max_members`` cap, applied
