@@ -401,7 +401,9 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
         lane = BatchLane(lambda batch: finish(batch, manual))
         feed = feeds[topic] = MergeFeed(
             EventTimeMerge(
-                idle_seconds=settings.merge_idle_seconds, max_held=settings.merge_max_held
+                idle_seconds=settings.merge_idle_seconds,
+                behind_idle_seconds=settings.merge_behind_idle_seconds,
+                max_held=settings.merge_max_held,
             ),
             lane,
             settings.batch_size,

@@ -49,6 +49,11 @@ class Settings:
     #: stops holding the others back too (time the worker spends waiting for detection does
     #: not count). Bounds how long a quiet or stuck partition can delay alerts.
     merge_idle_seconds: float = 0.5
+    #: The same for a partition that has delivered records but is known to have more (its
+    #: offset is below the broker's high watermark): those records exist, so it holds the
+    #: others back this long before the merge gives up on it. Consumers do not deliver
+    #: partitions evenly; a shorter wait processes a backlog out of event-time order.
+    merge_behind_idle_seconds: float = 5.0
     #: Records the merge may hold; beyond it the oldest go on regardless of the watermark
     #: (``likeguard_merge_forced_releases_total``), so a backlog cannot grow memory unbounded.
     merge_max_held: int = 10_000

@@ -12,7 +12,12 @@ are not idle.
 
 A partition is idle, and holds nothing back, when it is *caught up* (every offset below the
 broker's high watermark has been delivered) or when it has been *silent* (no record and no
-rise of its high watermark) for ``idle_seconds``. Records whose event time cannot be read
+rise of its high watermark) for ``idle_seconds``. A partition known to be *behind* (it has
+delivered records, and the broker's high watermark says more are there) is not idle after
+``idle_seconds`` of silence but only after ``behind_idle_seconds``: its records exist, and
+Kafka consumers do not deliver partitions evenly (a worker reading a backlog was seen to get
+one partition whole while the three others stayed silent for over half a second), so letting
+the others go would process them out of order. Records whose event time cannot be read
 (bad JSON) are released at once, ahead of everything, so they reach the dead-letter path
 without waiting. Above ``max_held`` records the oldest are released anyway (and counted), so a
 partition with a backlog, or one that stalls, never makes memory grow without bound.
@@ -92,6 +97,10 @@ class EventTimeMerge(Generic[T]):
     idle_seconds
         A partition that has neither delivered a record nor shown a higher high watermark for
         this long stops holding the merge back.
+    behind_idle_seconds
+        The same for a partition known to have undelivered records (its delivered offset is
+        below the high watermark); by default ten times ``idle_seconds``. It bounds the wait
+        for a partition whose last offsets are never delivered (transaction markers).
     max_held
         When more records than this are held, the oldest are released regardless of the
         watermark (counted in :attr:`forced`).
@@ -124,10 +133,15 @@ class EventTimeMerge(Generic[T]):
     ['bad']
     """
 
-    def __init__(self, *, idle_seconds: float, max_held: int) -> None:
+    def __init__(
+        self, *, idle_seconds: float, max_held: int, behind_idle_seconds: float | None = None
+    ) -> None:
         if max_held < 1:
             raise ValueError("max_held must be at least 1")
         self.idle_seconds = idle_seconds
+        self.behind_idle_seconds = (
+            10 * idle_seconds if behind_idle_seconds is None else behind_idle_seconds
+        )
         self.max_held = max_held
         self._partitions: dict[int, _Partition] = {}
         # (ts, partition, offset, sequence, item); the sequence keeps items from being compared.
@@ -211,17 +225,20 @@ class EventTimeMerge(Generic[T]):
         >>> merge.observe_highwater(0, 10, now=1.0)
         >>> merge.idle(0, now=1.5)
         False
-        >>> merge.add(0, offset=9, ts=6.0, item="y", now=1.6)
-        >>> merge.idle(0, now=1.6)
+
+        Offsets 4 to 9 are on the broker, so silence counts only after ``behind_idle_seconds``:
+
+        >>> merge.idle(0, now=2.5), merge.idle(0, now=11.0)
+        (False, True)
+        >>> merge.add(0, offset=9, ts=6.0, item="y", now=11.0)
+        >>> merge.idle(0, now=11.0)
         True
         """
         state = self._partitions[partition]
-        if (
-            state.highwater is not None
-            and state.next_offset is not None
-            and state.next_offset >= state.highwater
-        ):
-            return True
+        if state.highwater is not None and state.next_offset is not None:
+            if state.next_offset >= state.highwater:
+                return True
+            return now - state.active_at >= self.behind_idle_seconds
         return now - state.active_at >= self.idle_seconds
 
     # ------------------------------------------------------------------ records

@@ -177,3 +177,25 @@ def test_cap_must_be_positive() -> None:
 )
 def test_event_time_reads_only_the_timestamp(raw: bytes, ts: float | None) -> None:
     assert event_time(raw) == ts
+
+
+def test_a_partition_behind_its_high_watermark_holds_back_past_idle_seconds() -> None:
+    # Partition 1 has delivered offset 0 and the broker has offsets up to 9: however uneven
+    # the consumer's delivery, partition 0's newer record waits for partition 1's.
+    merge = EventTimeMerge[str](idle_seconds=0.5, behind_idle_seconds=5.0, max_held=1000)
+    merge.assign([0, 1], now=0.0)
+    merge.add(1, 0, 1.0, "old", now=0.0)
+    merge.observe_highwater(1, 10, now=0.0)
+    merge.add(0, 0, 5.0, "a", now=0.0)
+    merge.observe_highwater(0, 1, now=0.0)
+    assert merge.release(now=0.0) == ["old"]
+    assert merge.release(now=4.9) == []  # silent far past idle_seconds, but behind
+    merge.add(1, 1, 2.0, "b", now=4.9)
+    assert merge.release(now=4.9) == ["b"]
+    assert merge.release(now=9.8) == []  # the silence counts again from its last record
+    assert merge.release(now=9.9) == ["a"]  # given up on after behind_idle_seconds
+    assert merge.late == 0
+
+
+def test_behind_idle_seconds_defaults_to_ten_times_idle_seconds() -> None:
+    assert EventTimeMerge[str](idle_seconds=0.3, max_held=1).behind_idle_seconds == 3.0
