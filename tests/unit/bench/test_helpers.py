@@ -14,11 +14,14 @@ from bench.latency import (
     attack_accounts,
     densest_slice,
     paced_schedule,
+    publish_paced,
     rewrite_times,
+    trigger_key,
 )
 from bench.replay import head_of, parse_summary
 from bench.report import NOT_MEASURED
 from schemas.records import LikeEvent, PostSnapshot
+from stream.capture import Placed
 
 
 def test_rewrite_times_keeps_the_age_at_the_event() -> None:
@@ -35,6 +38,54 @@ def test_rewrite_times_leaves_absent_creation_times_absent() -> None:
     event = PostSnapshot("e2", "p", "u", ts=10.0)
     out = rewrite_times({"event_id": "e2", "ts": 10.0}, event, 20.0)
     assert out == {"event_id": "e2", "ts": 20.0}
+
+
+class RecordingProducer:
+    """Stands in for a KafkaProducer in the publisher's unit test: keeps what was sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes]] = []
+
+    def send(self, topic: str, key: bytes, value: bytes) -> None:
+        self.sent.append((topic, key, value))
+
+    def flush(self) -> None:
+        pass
+
+
+def placed_likes(times: list[float]) -> list[Placed]:
+    out = []
+    for n, ts in enumerate(times):
+        record = {"event_id": f"e{n}", "type": "like", "actor_id": f"a{n}", "post_id": "p"}
+        record |= {"author_id": "u", "ts": ts}
+        event = LikeEvent(f"e{n}", "like", f"a{n}", "p", "u", ts=ts)
+        out.append(Placed(ts, 0, n, event, json.dumps(record).encode()))
+    return out
+
+
+@pytest.mark.parametrize("rewrite", [False, True])
+def test_publish_paced_notes_when_each_trigger_time_was_sent(rewrite: bool) -> None:
+    producer = RecordingProducer()
+    sent_at: dict[float, float] = {}
+    events = placed_likes([1000.25, 1000.25, 2000.5])  # two events share a time
+    count, _ = publish_paced(
+        producer,  # type: ignore[arg-type]
+        "likes",
+        events,
+        per_second=10_000.0,
+        rewrite=rewrite,
+        sent_at=sent_at,
+    )
+    assert count == 3 and [key for _, key, _ in producer.sent] == [b"a0", b"a1", b"a2"]
+    times = [json.loads(value)["ts"] for _, _, value in producer.sent]
+    if rewrite:
+        assert times[0] > 1_700_000_000  # the send time
+        assert sorted(sent_at) == sorted({trigger_key(t) for t in times})
+    else:
+        assert [value for _, _, value in producer.sent] == [p.payload for p in events]
+        assert sorted(sent_at) == [1000.25, 2000.5]
+    sends = sorted(sent_at.values())
+    assert sends == sorted(sends) and all(s > 1_700_000_000 for s in sends)
 
 
 def test_paced_schedule_is_even() -> None:
