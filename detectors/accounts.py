@@ -17,8 +17,13 @@ Redis layout of the reports (``{p}`` is the detector's key prefix, ``{s}`` a sub
     sorted set, suspicious liker -> time of their latest like (written by the detector's own
     batch script), trimmed to the detector's look-back and capped in size.
 ``{ns}:{p}:rep:{s}``
-    hash: ``until`` (suspects up to this event time are reported), ``author``, ``first`` (event
-    time of the first alert), ``n`` (suspects reported so far).
+    hash: ``until`` (suspects up to this event time are reported), ``from`` (where the report
+    started), ``author``, ``first`` (event time of the first alert), ``n`` (suspects reported
+    so far).
+``{ns}:{p}:named:{s}``
+    set of the suspects the report has named. A suspect liked in ``(from, until]`` that is not
+    in it was written after the report passed its time (by another worker, behind in event
+    time) and is named by the next request, ahead of the new ones.
 ``{ns}:{p}:due``
     sorted set, subject -> event time its next follow-up is due.
 """
@@ -233,7 +238,8 @@ class ReportRequest:
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """The suspects a request found in ``(since, until]``, and the report's running totals.
+    """The suspects a request found in ``(since, until]`` (after any written late, liked
+    before ``since`` but not named yet), and the report's running totals.
 
     ``until`` is the request's unless the answer was cut at ``max_accounts``: then it is the
     last named suspect's like, and the rest is due at once.

@@ -5,6 +5,14 @@
 -- detector's batch script. This script reads the suspects liked in (since, until], records that
 -- they are reported, and schedules the next follow-up in {ns}:{prefix}:due.
 --
+-- Late suspects: with several workers, another worker may write a suspect whose like time is
+-- at or before where the last report ended (it is behind in event time, or the two process the
+-- same minutes at once); the (since, until] cursor alone would never name it. So every named
+-- suspect goes into {ns}:{prefix}:named:{subject}, the report remembers where it started
+-- (`from`), and each request also names the suspects liked in (from, since] that are not named
+-- yet, ahead of the new ones. In one event-time-ordered stream (replay, one worker) there are
+-- none, except a like tied in time with where a report ended or cut.
+--
 -- ARGV: namespace, prefix, ttl, max members per answer, report_every,
 --       then per request: subject, since ('' = where the last report ended), until,
 --       initial (1 | 0), author ('' if none)
@@ -30,23 +38,45 @@ while i <= n do
   local author = ARGV[i + 4]
   i = i + 5
   local rep_key = prefix .. 'rep:' .. subject
-  local stored = redis.call('HMGET', rep_key, 'author', 'first', 'n', 'until')
+  local stored = redis.call('HMGET', rep_key, 'author', 'first', 'n', 'until', 'from')
   if since == '' then since = stored[4] or upto end
-  local found = redis.call('ZRANGEBYSCORE', prefix .. 'sus:' .. subject, '(' .. since, upto,
-                           'WITHSCORES', 'LIMIT', 0, cap)
+  local from = stored[5] or since
+  local sus_key = prefix .. 'sus:' .. subject
+  local named_key = prefix .. 'named:' .. subject
   local members = {}
+  if tonumber(from) < tonumber(since) then
+    local old = redis.call('ZRANGEBYSCORE', sus_key, '(' .. from, since)
+    if #old > 0 then
+      local flags = redis.call('SMISMEMBER', named_key, unpack(old))
+      for j, flag in ipairs(flags) do
+        if flag == 0 and #members < cap then members[#members + 1] = old[j] end
+      end
+    end
+  end
+  local late = #members
+  local found = {}
+  if late < cap then
+    found = redis.call('ZRANGEBYSCORE', sus_key, '(' .. since, upto, 'WITHSCORES', 'LIMIT', 0,
+                       cap - late)
+  end
   for j = 1, #found, 2 do members[#members + 1] = found[j] end
   local next_due = tonumber(upto) + every
   if #members >= cap and cap > 0 then
-    upto = found[#found]
+    -- Cut: the rest is due at once (late suspects not named yet are found again then).
+    upto = found[#found - 1] and found[#found] or since
     next_due = tonumber(upto)
   end
+  for k = 1, #members, 1000 do
+    redis.call('SADD', named_key, unpack(members, k, math.min(#members, k + 999)))
+  end
+  if #members > 0 then redis.call('EXPIRE', named_key, ttl) end
   if author == '' then author = stored[1] or '' end
   local first = stored[2]
   if first == '' then first = false end
   if initial and not first then first = upto end
   local total = tonumber(stored[3] or '0') + #members
-  redis.call('HSET', rep_key, 'until', upto, 'author', author, 'first', first or '', 'n', total)
+  redis.call('HSET', rep_key, 'until', upto, 'author', author, 'first', first or '', 'n', total,
+             'from', from)
   redis.call('EXPIRE', rep_key, ttl)
   if initial or #members > 0 then
     redis.call('ZADD', due_key, next_due, subject)
