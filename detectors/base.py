@@ -103,9 +103,18 @@ class Detector(abc.ABC):
         """Extra window families this detector needs beyond the core ones."""
         return ()
 
+    def prepare(self, batch: Batch) -> None:  # noqa: B027 - optional hook
+        """Work this detector shares with others (a per-post liker set), done before any
+        detector's :meth:`detect` runs: those run at the same time, each in its own thread."""
+
     @abc.abstractmethod
     def detect(self, batch: Batch) -> list[Finding]:
-        """Judge a batch (and learn from its fresh events); return findings in event order."""
+        """Judge a batch (and learn from its fresh events); return findings in event order.
+
+        Runs at the same time as the other detectors' (see :class:`~detectors.pipeline.Pipeline`),
+        so it may read only the Redis keys that the windows, the snapshots and :meth:`prepare`
+        wrote, and write only keys of its own.
+        """
 
     def model_state(self) -> Any:
         """Picklable online-model state to checkpoint, or ``None`` when there is none."""

@@ -271,6 +271,10 @@ class FanImbalanceDetector(Detector):
 
     # ---------------------------------------------------------------------- detect
 
+    def prepare(self, batch: Batch) -> None:
+        # The per-post liker sets, shared with the other account-centred detector.
+        self.post_likers.activity(batch)
+
     def detect(self, batch: Batch) -> list[Finding]:
         if not batch.events:
             return []

@@ -154,6 +154,10 @@ class NewAccountSpikeDetector(Detector):
         self._scripts: dict[int, Script] = {}
         self._due_checked = -math.inf
 
+    def prepare(self, batch: Batch) -> None:
+        # The per-post liker sets, shared with the other account-centred detector.
+        self.post_likers.activity(batch)
+
     def detect(self, batch: Batch) -> list[Finding]:
         if not batch.events:
             return []

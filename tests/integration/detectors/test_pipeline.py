@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import pytest
 
+from detectors.base import Batch, Detector, Finding, actor_finding
 from detectors.config import Config
 from detectors.pipeline import Pipeline
 from detectors.state import RedisState
@@ -90,3 +92,46 @@ def test_snapshots_keep_the_newest(state: RedisState) -> None:
     assert result.outcomes[("account", "accepted")] == 1
     assert result.outcomes[("account", "duplicate")] == 1
     assert state.client.hget(state.key("acct", "acc"), "followers") == b"500"
+
+
+class Recording(Detector):
+    """Prepares, then judges each batch in whatever thread the pipeline gives it."""
+
+    def __init__(self, name: str, calls: list[str], fail: bool = False) -> None:
+        self.name = name  # type: ignore[misc]
+        self.calls = calls
+        self.fail = fail
+        self.threads: set[str] = set()
+
+    def prepare(self, batch: Batch) -> None:
+        self.calls.append(f"prepare {self.name}")
+
+    def detect(self, batch: Batch) -> list[Finding]:
+        self.threads.add(threading.current_thread().name)
+        if self.fail:
+            raise RuntimeError(f"{self.name} failed")
+        return [actor_finding(self.name, e, 1.0, 60.0, {}) for e in batch.events[:1]]
+
+
+def test_detectors_judge_at_once_after_every_prepare_and_keep_their_order(
+    state: RedisState,
+) -> None:
+    calls: list[str] = []
+    detectors = [Recording(name, calls) for name in ("d1", "d2", "d3")]
+    pipeline = Pipeline(state, burst_only_config(), detectors=detectors)
+    like = LikeEvent("e1", "like", "a", "p", "u", T0)
+    alerts = pipeline.process([like]).alerts
+    assert calls == ["prepare d1", "prepare d2", "prepare d3"]
+    assert [a.detector for a in alerts] == ["d1", "d2", "d3"]  # same time: detectors' order
+    assert detectors[0].threads == {threading.current_thread().name}
+    assert all(d.threads and not d.threads & detectors[0].threads for d in detectors[1:])
+    pipeline.close()
+
+
+def test_a_failing_detector_fails_the_batch(state: RedisState) -> None:
+    calls: list[str] = []
+    detectors = [Recording("d1", calls), Recording("d2", calls, fail=True)]
+    pipeline = Pipeline(state, burst_only_config(), detectors=detectors)
+    with pytest.raises(RuntimeError, match="d2 failed"):
+        pipeline.process([LikeEvent("e1", "like", "a", "p", "u", T0)])
+    pipeline.close()
