@@ -93,16 +93,17 @@ class LatencyResult:
     #: Event-time span of the events sent (their own times), seconds.
     event_span_seconds: float
     alerts: int
-    #: Alert record timestamp (worker published it) minus the alert's event_time, seconds.
+    #: Alert record timestamp (worker published it) minus its trigger's send time, seconds.
     p50_seconds: float | None
     p99_seconds: float | None
     max_seconds: float | None
-    #: Receipt by a consumer minus event_time, seconds.
+    #: Receipt by a consumer minus the trigger's send time, seconds.
     receive_p50_seconds: float | None
     receive_p99_seconds: float | None
     #: Alerts whose trigger was not among the events sent (none expected; not in the figures).
     unmatched: int
-    #: Per finished batch: wall clock minus its newest event's (send) time; "wall" mode only.
+    #: Per finished batch: wall clock minus its newest record's send time (the worker's only
+    #: with times "wall"; the bare agent's, from Kafka timestamps, in either mode).
     batches: int
     batch_lag_p50_seconds: float | None
     batch_lag_p99_seconds: float | None
@@ -284,7 +285,8 @@ def measure_latency(
     """One consumer on an empty topic; a paced publisher; alerts read as they come.
 
     With ``module=BARE_MODULE`` there are no alerts: only the per-batch lag is measured, the
-    floor that Faust and the broker put under any alert latency (use ``times="wall"``).
+    floor that Faust and the broker put under any alert latency (its lag gauge reads the
+    records' Kafka timestamps, so ``times`` does not matter for it).
     """
     if times not in ("kept", "wall"):
         raise ValueError(f"times must be 'kept' or 'wall', not {times!r}")

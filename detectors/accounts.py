@@ -62,8 +62,9 @@ class PostActivity:
 class PostLikers:
     """Distinct likers per post (``{ns}:likers:{post_id}``), shared by the detectors of a batch.
 
-    Kept in Redis by whichever detector asks first for a batch; the others get the same answer
-    from a one-batch cache, so the work is done once. Per batch the cost is one Lua call doing
+    Kept in Redis by the first detector to ask for a batch (in its ``prepare``, before the
+    detectors judge the batch in their threads); later calls get the same answer from a
+    one-batch cache, so the work is done once. Per batch the cost is one Lua call doing
     two commands per *post* of the batch (not per like: add and count; trim and expire every
     32 likers), which is why this is not a window family: those count every event at its own
     time, at several times the cost. Counts over shorter spans are taken by the callers, only

@@ -155,7 +155,8 @@ class NewAccountSpikeDetector(Detector):
         self._due_checked = -math.inf
 
     def prepare(self, batch: Batch) -> None:
-        # The per-post liker sets, shared with the other account-centred detector.
+        # Every like must reach the per-post liker sets (shared with fan_imbalance: the work is
+        # done once), or the share of new likers would be overstated.
         self.post_likers.activity(batch)
 
     def detect(self, batch: Batch) -> list[Finding]:
@@ -186,9 +187,6 @@ class NewAccountSpikeDetector(Detector):
             if born is not None or event.actor_id not in created:
                 created[event.actor_id] = born
             candidates.append(index)
-        # Every like must reach the per-post liker sets (shared with fan_imbalance, which asks
-        # for them too: the work is done once), or the share of new likers would be overstated.
-        self.post_likers.activity(batch)
         if not candidates and not self._may_have_due(now):
             return []
         born_at, targets, due = self._exchange(batch, created, candidates, now)

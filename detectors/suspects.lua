@@ -62,8 +62,9 @@ while i <= n do
   for j = 1, #found, 2 do members[#members + 1] = found[j] end
   local next_due = tonumber(upto) + every
   if #members >= cap and cap > 0 then
-    -- Cut: the rest is due at once (late suspects not named yet are found again then).
-    upto = found[#found - 1] and found[#found] or since
+    -- Cut: the rest is due at once (late suspects not named yet are found again then), from
+    -- the last new suspect named, or from where the last report ended if none was.
+    if #found > 0 then upto = found[#found] else upto = since end
     next_due = tonumber(upto)
   end
   for k = 1, #members, 1000 do
