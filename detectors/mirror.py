@@ -33,36 +33,63 @@ class ScoreMirror:
         Most entries a key keeps (0: no cap), oldest dropped first.
     max_keys
         Most keys held; an evicted key is read back from Redis when it is next touched.
+    ttl_refresh_seconds
+        How often (wall clock) :meth:`ttl_due` asks for a key's TTL to be renewed.
 
     Examples
     --------
     >>> mirror = ScoreMirror(retention=3600, max_members=0, max_keys=10)
     >>> mirror.expected("a")
-    (-1, 0.0)
+    (-1, 0.0, 0.0)
     >>> mirror.load("a", [100.0, 130.0])
     >>> mirror.add("a", 160.0)
     >>> mirror.counts("a", 160.0, (60, 600))
     (2, 3)
     >>> mirror.trim(["a"])
     >>> mirror.expected("a")
-    (3, 160.0)
+    (3, 160.0, 100.0)
+    >>> mirror.ttl_due("a", now=0.0), mirror.ttl_due("a", now=10.0)
+    (True, False)
     """
 
-    def __init__(self, retention: float, max_members: int, max_keys: int) -> None:
+    def __init__(
+        self,
+        retention: float,
+        max_members: int,
+        max_keys: int,
+        ttl_refresh_seconds: float = 3600.0,
+    ) -> None:
         self.retention = retention
         self.max_members = max_members
         self.max_keys = max_keys
+        self.ttl_refresh_seconds = ttl_refresh_seconds
         self._scores: dict[str, list[float]] = {}
+        #: Wall-clock time each key's TTL was last asked to be renewed.
+        self._renewed: dict[str, float] = {}
 
     def __len__(self) -> int:
         return len(self._scores)
 
-    def expected(self, key: str) -> tuple[int, float]:
-        """What Redis should hold for ``key``: (size, newest score); size -1 if unknown."""
+    def expected(self, key: str) -> tuple[int, float, float]:
+        """What Redis should hold for ``key``: (size, newest, oldest score); size -1 if unknown."""
         scores = self._scores.get(key)
         if scores is None:
-            return -1, 0.0
-        return len(scores), (scores[-1] if scores else 0.0)
+            return -1, 0.0, 0.0
+        if not scores:
+            return 0, 0.0, 0.0
+        return len(scores), scores[-1], scores[0]
+
+    def ttl_due(self, key: str, now: float) -> bool:
+        """Whether to renew ``key``'s TTL in this batch (then it counts as renewed at ``now``).
+
+        Renewing once per ``ttl_refresh_seconds`` rather than per batch saves Redis a call per
+        key and batch; the key then outlives its last update by at least TTL minus that.
+        """
+        last = self._renewed.get(key)
+        if last is not None and now - last < self.ttl_refresh_seconds:
+            return False
+        self._renewed[key] = now
+        return True
 
     def load(self, key: str, scores: Iterable[float]) -> None:
         """Replace the copy of ``key`` with Redis's scores (in any order)."""
@@ -105,10 +132,12 @@ class ScoreMirror:
         if excess > 0:
             for key in list(itertools.islice(self._scores, excess)):
                 del self._scores[key]
+                self._renewed.pop(key, None)
 
     def clear(self) -> None:
         """Forget every copy (they are read back from Redis as keys are touched)."""
         self._scores.clear()
+        self._renewed.clear()
 
 
 def _rank(scores: list[float], bound: float) -> int:

@@ -15,8 +15,10 @@ entry and corrects the copy whenever it is stale.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from detectors.config import WindowsConfig
 from detectors.mirror import ScoreMirror
@@ -26,6 +28,10 @@ from schemas.records import LikeEvent
 ADDED = 1
 DUPLICATE = 0
 LATE = -1
+
+#: A mirrored key's TTL is renewed once per this share of ``key_ttl_seconds`` (wall clock), not
+#: every batch: an hour for the default two days.
+TTL_REFRESH_SHARE = 1 / 48
 
 #: Returns the window key for an event, or ``None`` when the family does not apply to it.
 KeyOf = Callable[[LikeEvent], str | None]
@@ -95,7 +101,12 @@ class WindowStore:
             seen[spec.name] = spec
             self.specs.append(spec)
         self._mirrors: dict[str, ScoreMirror] = {
-            spec.name: ScoreMirror(config.retention_seconds, config.max_members, config.mirror_keys)
+            spec.name: ScoreMirror(
+                config.retention_seconds,
+                config.max_members,
+                config.mirror_keys,
+                ttl_refresh_seconds=config.key_ttl_seconds * TTL_REFRESH_SHARE,
+            )
             for spec in self.specs
             if spec.mirrored
         }
@@ -128,12 +139,13 @@ class WindowStore:
         Returns, per family name, a list aligned with ``events``: the event's
         :class:`WindowCounts`, or ``None`` where the family does not apply.
         """
-        entries: list[tuple[int, str, str, float] | tuple[int, str, str, float, int, float]] = []
+        entries: list[tuple[Any, ...]] = []
         placed: list[tuple[int, int]] = []  # (family index, event index) per entry, in order
+        now = time.monotonic()
         for f_index, spec in enumerate(self.specs):
             key_of, member_of, number = spec.key_of, spec.member_of, f_index + 1
             mirror = self._mirrors.get(spec.name)
-            expected: dict[str, tuple[int, float]] = {}
+            expected: dict[str, tuple[int, float, float, int]] = {}
             for e_index, event in enumerate(events):
                 key = key_of(event)
                 if key is None:
@@ -142,7 +154,8 @@ class WindowStore:
                     entries.append((number, key, member_of(event), event.ts))
                 else:
                     if key not in expected:
-                        expected[key] = mirror.expected(key)
+                        renew = 1 if mirror.ttl_due(key, now) else 0
+                        expected[key] = (*mirror.expected(key), renew)
                     entries.append((number, key, event.event_id, event.ts, *expected[key]))
                 placed.append((f_index, e_index))
         result: dict[str, list[WindowCounts | None]] = {

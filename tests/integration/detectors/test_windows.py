@@ -113,6 +113,37 @@ def test_mirrored_counts_equal_redis_counts(state: RedisState, seed: int, max_me
         assert {w.status for w in got["mirrored"] if w} >= {ADDED}
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("max_members", [12, 10_000], ids=["capped", "uncapped"])
+def test_mirrored_keys_are_trimmed_and_capped_as_plain_keys_are(
+    state: RedisState, seed: int, max_members: int
+) -> None:
+    # A key the copy matches is trimmed only when the copy's oldest entry has left the
+    # retention and capped only when over the cap: Redis must still end up holding what the
+    # always-trimmed plain family holds.
+    windows = mirrored_and_plain(state, max_members=max_members)
+    for batch in messy_batches(seed):
+        windows.update(batch)
+        for actor in "ab":
+            plain = state.client.zrange(state.key("w", "plain", actor), 0, -1, withscores=True)
+            mirrored = state.client.zrange(state.key("w", "mirrored", actor), 0, -1, withscores=True)
+            assert mirrored == plain
+    assert windows.mirror_loads == 2
+
+
+def test_a_mirrored_keys_ttl_is_renewed_when_due_not_every_batch(state: RedisState) -> None:
+    windows = mirrored_and_plain(state, key_ttl_seconds=7200)
+    windows.update([like(1, T0)])
+    key = state.key("w", "mirrored", "a")
+    assert 7000 < state.client.ttl(key) <= 7200
+    state.client.expire(key, 100)
+    windows.update([like(2, T0 + 1)])  # renewed a moment ago: not due yet
+    assert 0 < state.client.ttl(key) <= 100
+    windows.forget_mirrors()  # a reloaded copy always renews
+    windows.update([like(3, T0 + 2)])
+    assert 7000 < state.client.ttl(key) <= 7200
+
+
 def test_mirrored_bounds_round_as_redis_does(state: RedisState) -> None:
     # The script sends bounds as "%.6f": this entry lies just inside the exact lower bound
     # (ts - 60) but on the rounded one, which is exclusive.
