@@ -110,7 +110,16 @@ class ScoreMirror:
         """Entries in ``(ts - length, ts]`` for each length, bounds as the script rounds them."""
         scores = self._scores[key]
         upper = _rank(scores, ts)
-        return tuple([upper - _rank(scores, ts - length) for length in lengths])
+        n = len(scores)
+        out = []
+        # _rank inlined: this runs for every event and length, and the calls were most of it.
+        for length in lengths:
+            bound = ts - length
+            i = bisect_right(scores, bound)
+            if (i and scores[i - 1] > bound - 1e-6) or (i < n and scores[i] < bound + 1e-6):
+                i = bisect_right(scores, round(bound, 6))
+            out.append(upper - i)
+        return tuple(out)
 
     def trim(self, keys: Iterable[str]) -> None:
         """Apply the retention and the cap to ``keys``, as the script does at the batch's end.
