@@ -212,9 +212,24 @@ local function neighbors(kind, a, ts, limit)
   return list
 end
 
+-- Group membership (`sw:gm:{kind}:{account}`) read in this call, false where none. Only
+-- add_members writes it, and keeps this up to date; keys do not expire while a script runs.
+-- So Redis is asked once per account and kind and call, and a pair of farm members renewing
+-- their edge, which checks whether both are in one group, mostly costs no call at all.
+local membership = { l = {}, r = {} }
 local function group_of(kind, a)
-  local g = redis.call('GET', P .. 'gm:' .. kind .. ':' .. a)
-  if g then return g end
+  local known = membership[kind][a]
+  if known == nil then
+    known = redis.call('GET', P .. 'gm:' .. kind .. ':' .. a)
+    membership[kind][a] = known
+  end
+  return known or nil
+end
+
+-- Whether a and b are members of one group (of kind), and which.
+local function common_group(kind, a, b)
+  local g = group_of(kind, a)
+  if g and g == group_of(kind, b) then return g end
   return nil
 end
 
@@ -266,6 +281,7 @@ local function add_members(kind, gid, accounts)
       added = added + 1
     end
     redis.call('SET', P .. 'gm:' .. kind .. ':' .. a, gid, 'EX', ttl)
+    membership[kind][a] = gid
   end
   g.size = size
   return added
@@ -503,8 +519,8 @@ local function pair_evidence(a, b, w, ts)
   elseif strong == 1 then
     add_neighbor('l', a, b, ts)
     add_neighbor('l', b, a, ts)
-    local found = redis.call('MGET', P .. 'gm:l:' .. a, P .. 'gm:l:' .. b)
-    if found[1] and found[1] == found[2] then touch('l', found[1], ts, first) end
+    local g = common_group('l', a, b)
+    if g then touch('l', g, ts, first) end
   end
   store_pair(key, y, struct.pack(PAIR_LW, weight, count, last, first, strong), lockstep_rank, ts)
 end
@@ -523,10 +539,10 @@ end
 -- group most of them are in (`sw:pb:{post}` = group|time). Later quick likes of the same
 -- burst join that group.
 local function lockstep_burst(a, post, near, ts)
-  local found = redis.call('MGET', P .. 'pb:' .. post, P .. 'gm:l:' .. a)
-  if found[1] then
-    local f = split(found[1])
-    if not found[2] and ts - tonumber(f[2]) <= sync then
+  local marked = redis.call('GET', P .. 'pb:' .. post)
+  if marked then
+    local f = split(marked)
+    if not group_of('l', a) and ts - tonumber(f[2]) <= sync then
       add_members('l', f[1], { a })
       touch('l', f[1], ts, tonumber(f[2]))
     end
@@ -609,8 +625,14 @@ local function credit(g, x, ts)
 end
 
 local function group_posts(a, post, ts)
-  local found = redis.call('MGET', P .. 'gm:l:' .. a, P .. 'pg:' .. post)
-  local g, marked = found[1], found[2]
+  local g, marked
+  if membership.l[a] == nil then
+    local found = redis.call('MGET', P .. 'gm:l:' .. a, P .. 'pg:' .. post)
+    membership.l[a] = found[1]
+    g, marked = found[1], found[2]
+  else
+    g, marked = membership.l[a], redis.call('GET', P .. 'pg:' .. post)
+  end
   local mg, t0 = nil, nil
   if marked then
     local f = split(marked)
@@ -651,9 +673,8 @@ local function ring_evidence(a, author, ts, post)
   elseif edge == 1 then
     add_neighbor('r', a, author, ts)
     add_neighbor('r', author, a, ts)
-    local found = redis.call('MGET', P .. 'gm:r:' .. a, P .. 'gm:r:' .. author)
-    local g = found[1]
-    if g and g == found[2] then
+    local g = common_group('r', a, author)
+    if g then
       redis.call('PFADD', P .. 'gp:' .. g, post)
       touch('r', g, ts, first)
     end
