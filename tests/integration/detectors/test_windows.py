@@ -125,8 +125,10 @@ def test_mirrored_keys_are_trimmed_and_capped_as_plain_keys_are(
     for batch in messy_batches(seed):
         windows.update(batch)
         for actor in "ab":
-            plain = state.client.zrange(state.key("w", "plain", actor), 0, -1, withscores=True)
-            mirrored = state.client.zrange(state.key("w", "mirrored", actor), 0, -1, withscores=True)
+            plain, mirrored = (
+                state.client.zrange(state.key("w", family, actor), 0, -1, withscores=True)
+                for family in ("plain", "mirrored")
+            )
             assert mirrored == plain
     assert windows.mirror_loads == 2
 
