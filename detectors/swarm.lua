@@ -30,15 +30,14 @@
 --
 -- Batches: each like is taken to the end (its evidence, the edges it made, the searches the
 -- budget allows after it, the reports it triggers) before the next one, and nothing depends
--- on where the batch ends (no per-call budget or sampling counter; activity counts leave out
--- the batch's likes not processed yet; group records are cached for the call but every
+-- on where the batch ends (no per-call budget or sampling counter; activity counts only likes
+-- before the like's time, and the like itself; group records are cached for the call but every
 -- decision sees them as of the like). So the same likes in the same order give the same
 -- reports, with the same trigger events, however they are cut into batches.
 --
 -- ARGV: namespace, the settings (swarm.py `SwarmDetector.settings`, same order), then one
 -- flat JSON array, per like: event id, actor, post, author, ts, flags (1: quick, dwell under
--- quick_dwell_ms; 2: checks the caps of the pair hashes it adds fields to; 4: newly counted
--- in the actor's like window by this batch). One JSON document rather than six arguments per
+-- quick_dwell_ms; 2: checks the caps of the pair hashes it adds fields to). One JSON document rather than six arguments per
 -- like: packing each argument costs the client more than decoding the document costs here.
 -- Returns, per group to report, in the order of the likes: event index (1-based) of the
 -- trigger, group id, kind ("l" | "r"), size, density, posts, first ts, last ts, new members,
@@ -171,23 +170,16 @@ local function ring_pair(a, b, ts)
   return yx, xy, first, edge
 end
 
--- Likes of an account in the activity window ending at ts (the core per-actor window), as
--- far as the stream has been processed: windows.lua has already added the whole batch, so
--- the likes of this batch not processed yet (`pending`, those windows.lua counted) are taken
--- off again. Without that, a like tied in time with a later one of the batch would count it
--- or not depending on where the batch ends.
-local pending = {}  -- account -> {times...}, in processing order
-local pending_at = {}  -- account -> index in `pending` of its next unprocessed like
+-- Likes of an account in the activity window before ts (the core per-actor window), plus
+-- the like being processed for its actor. Only likes strictly before ts count: the window may
+-- already hold likes from ts on (the rest of this batch; in a worker, whatever detection has
+-- processed ahead of the swarm stage, see stream/swarm_stage.py), and counting those would
+-- make the outcome depend on how far ahead that is, not on the likes before this one.
+local current_actor
 local function activity(account, ts)
   local n = redis.call('ZCOUNT', activity_prefix .. account, '(' .. fmt(ts - activity_window),
-                       fmt(ts))
-  local later = pending[account]
-  if later then
-    local after = ts - activity_window
-    for k = pending_at[account], #later do
-      if later[k] <= ts and later[k] > after then n = n - 1 end
-    end
-  end
+                       '(' .. fmt(ts))
+  if account == current_actor then n = n + 1 end
   return n
 end
 
@@ -868,19 +860,6 @@ end
 -- -------------------------------------------------------------------------------- likes
 
 local likes = cjson.decode(ARGV[i])
-for j = 1, #likes, 6 do
-  local flags = likes[j + 5]
-  if flags >= 4 then
-    local actor = likes[j + 1]
-    local later = pending[actor]
-    if not later then
-      later = {}
-      pending[actor] = later
-      pending_at[actor] = 1
-    end
-    later[#later + 1] = likes[j + 4]
-  end
-end
 
 for _, kind in ipairs({ 'l', 'r' }) do
   budget[kind] = tonumber(redis.call('GET', P .. 'budget:' .. kind) or max_work)
@@ -895,12 +874,8 @@ for j = 1, #likes, 6 do
   index = index + 1
   local event_id, actor, post, author, ts, flags =
     likes[j], likes[j + 1], likes[j + 2], likes[j + 3], likes[j + 4], likes[j + 5]
-  -- flags: 1 quick (dwell under quick_dwell_ms), 2 check hash caps, 4 counted in the actor's
-  -- like window by this batch's windows.lua call.
-  if flags >= 4 then
-    pending_at[actor] = pending_at[actor] + 1
-    flags = flags - 4
-  end
+  -- flags: 1 quick (dwell under quick_dwell_ms), 2 check hash caps.
+  current_actor = actor
   check_caps = flags >= 2
   local quick = flags % 2
   -- A like of a post the actor already liked (within the post's horizon) adds no evidence:

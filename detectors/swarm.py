@@ -72,8 +72,7 @@ from redis.commands.core import Script
 
 from detectors.base import ACTOR_LIKES, Batch, Detector, Finding
 from detectors.config import SwarmConfig
-from detectors.state import script_json
-from detectors.windows import ADDED
+from detectors.state import RedisState, script_json
 from schemas.records import LikeEvent
 
 PATTERNS = {"l": "lockstep", "r": "ring"}
@@ -84,10 +83,8 @@ GATE_COOLDOWN_SECONDS = 1.0
 
 #: Per-like flags handed to the script: the like was quick (dwell under ``quick_dwell_ms``);
 #: it checks the size caps of the pair hashes it adds fields to (one like in 16, chosen by a
-#: hash of its event id, so the same likes check however the stream is batched); it was
-#: newly counted in the actor's like window by this batch (the script takes the batch's
-#: likes not processed yet off its activity counts).
-FLAG_QUICK, FLAG_CHECK_CAPS, FLAG_COUNTED = 1, 2, 4
+#: hash of its event id, so the same likes check however the stream is batched).
+FLAG_QUICK, FLAG_CHECK_CAPS = 1, 2
 
 
 def _script_text() -> str:
@@ -159,13 +156,20 @@ class SwarmDetector(Detector):
         ]
 
     def detect(self, batch: Batch) -> list[Finding]:
+        return self.judge(batch.events, batch.state)
+
+    def judge(self, events: Sequence[LikeEvent], state: RedisState) -> list[Finding]:
+        """The findings of ``events`` (unlikes are skipped), taken in the given order.
+
+        Needs no window counts: the swarm stage of a worker (:mod:`stream.swarm_stage`)
+        calls it on likes that detection has already counted, in event-time order.
+        """
         # Redelivered likes too: the script knows them (they add no evidence) and re-reports
         # the groups they triggered, in case the alert never made it past the gate.
         likes: list[LikeEvent] = []
         quick_ms = self.config.quick_dwell_ms
-        counts = batch.windows[ACTOR_LIKES]
         flat: list[str | float | int] = []
-        for event, count in zip(batch.events, counts, strict=True):
+        for event in events:
             if event.type != "like":
                 continue
             likes.append(event)
@@ -173,8 +177,6 @@ class SwarmDetector(Detector):
             flags = FLAG_QUICK if dwell is not None and dwell < quick_ms else 0
             if zlib.crc32(event.event_id.encode()) & 15 == 0:
                 flags |= FLAG_CHECK_CAPS
-            if count is not None and count.status == ADDED:
-                flags |= FLAG_COUNTED
             flat += (
                 event.event_id,
                 event.actor_id,
@@ -185,11 +187,11 @@ class SwarmDetector(Detector):
             )
         if not likes:
             return []
-        args = [batch.state.namespace, *self._settings, script_json(flat)]
+        args = [state.namespace, *self._settings, script_json(flat)]
         if self._script is None:
-            self._script = batch.state.client.register_script(_script_text())
-        with batch.state.timed(self.name):
-            reply = self._script(keys=[], args=args, client=batch.state.client)
+            self._script = state.client.register_script(_script_text())
+        with state.timed(self.name):
+            reply = self._script(keys=[], args=args, client=state.client)
         return parse_reports(reply, likes, self.config)
 
 
