@@ -208,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         capture = scenario(plan, machine.REPO_ROOT / ".run" / "bench" / "scenarios")
         live_capture, live_events = replay.head_of(capture, plan.live_events, work / "live.jsonl")
+        live_likes = replay.likes_in(live_capture)
         progress(f"scenario {capture} ({plan.hours:g} h); live runs use {live_events:,} events")
 
         source = stack.names("src")
@@ -244,6 +245,7 @@ def run(args: argparse.Namespace) -> int:
                     plan.live_time_cap,
                     progress,
                     profile_to=profiles.get("worker"),
+                    expected_stage_likes=live_likes,
                 ),
                 client,
             )
@@ -257,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
                     live_events,
                     plan.live_time_cap,
                     progress,
+                    expected_stage_likes=live_likes,
                 ),
                 client,
             )

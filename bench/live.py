@@ -101,10 +101,13 @@ def measure(
     startup_timeout: float = 120.0,
     stall_timeout: float = 60.0,
     profile_to: Path | None = None,
+    expected_stage_likes: int = 0,
 ) -> LiveResult:
     """Start ``processes`` consumers of ``names.likes_topic`` and time them.
 
-    Stops when ``expected`` records are processed, or ``time_cap`` seconds after the first
+    Stops when ``expected`` records are processed and ``expected_stage_likes`` likes have been
+    through the workers' swarm stage (which finishes after detection; its batches set the
+    last-processed gauge too, so the rate covers them), or ``time_cap`` seconds after the first
     batch (the rate is then over what was processed so far: a steady-state figure). With
     ``profile_to``, py-spy samples the first process from its first batch to the end
     (non-blocking, so the process is not paused, but the sampler takes some CPU).
@@ -149,7 +152,8 @@ def measure(
                 first, first_seen = last, now
                 if profile_to is not None:
                     sampler = PySpy.start(procs[0].pid, profile_to, time_cap, progress)
-            if total >= expected:
+            staged = sum(s.stage_likes for s in last)
+            if total >= expected and staged >= expected_stage_likes:
                 completed = True
                 break
             if first is None and now - spawned > startup_timeout:

@@ -22,6 +22,16 @@ Progress = Callable[[str], None]
 SUMMARY = re.compile(r"replayed ([\d,]+) events from \d+ file\(s\) in ([\d.]+) s")
 
 
+def likes_in(capture: Path) -> int:
+    """Like events (not unlikes) in ``capture``: what a worker's swarm stage takes through.
+
+    Counted by the type field as producers write it (valid records only matter here).
+    """
+    opener = gzip.open if capture.suffix == ".gz" else open
+    with opener(capture, "rb") as handle:
+        return sum(1 for line in handle if b'"type": "like"' in line or b'"type":"like"' in line)
+
+
 def head_of(capture: Path, events: int | None, out: Path) -> tuple[Path, int]:
     """The first ``events`` lines of ``capture`` (all when None), and how many there are."""
     count = 0

@@ -316,6 +316,7 @@ def scrape(port: int, timeout: float = 2.0) -> Sample | None:
         events=values.get("likeguard_events_total", 0.0),
         last_processed=values.get("likeguard_last_processed_timestamp_seconds", 0.0),
         lag=values.get("likeguard_event_time_lag_seconds", 0.0),
+        stage_likes=values.get("likeguard_swarm_stage_likes_total", 0.0),
     )
 
 

@@ -58,6 +58,9 @@ class Sample:
     last_processed: float
     #: ``likeguard_event_time_lag_seconds``: wall clock minus the newest event time processed.
     lag: float = 0.0
+    #: ``likeguard_swarm_stage_likes_total``: likes through the swarm stage (the worker that
+    #: holds it counts them; the bare agent has none).
+    stage_likes: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

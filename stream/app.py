@@ -40,11 +40,16 @@ from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, EventT
 
+from detectors.config import load_config
+from detectors.state import RedisState, StateError
+from detectors.swarm_stage import SwarmStage
+from schemas.records import Alert, LikeEvent
 from schemas.validate import InvalidEvent
 from stream.config import Settings
 from stream.detection_process import ChildResult, DetectionProcess
 from stream.merge import EventTimeMerge, event_time
 from stream.metrics import Metrics
+from stream.swarm_stage import SwarmFeed, decode_chunk, encode_chunk
 
 log = logging.getLogger(__name__)
 
@@ -89,15 +94,18 @@ class Detection:
         self._child: DetectionProcess | None = None
         self._lock = asyncio.Lock()
 
-    async def process(self, values: Sequence[bytes]) -> ChildResult:
+    async def process(
+        self, values: Sequence[bytes], places: Sequence[tuple[int, int]] | None = None
+    ) -> ChildResult:
         """Run a batch of raw record values, retrying with backoff while Redis is down (never
-        skipping it); the result has the rejects for the dead-letter topic."""
+        skipping it); the result has the rejects for the dead-letter topic and, given the
+        records' ``places`` (partition, offset), the likes for the swarm stage."""
         delay = RETRY_FIRST_SECONDS
         async with self._lock:
             if self._child is None:
                 self._child = DetectionProcess(self.settings)
             while True:
-                done = await self._child.run(values)
+                done = await self._child.run(values, places)
                 for operation, seconds, failed in done.timings:
                     self.metrics.observe_redis(operation, seconds, failed)
                 if done.state_error is None:
@@ -118,6 +126,40 @@ class Detection:
                 self._child = None
                 if error is not None:
                     log.warning("could not checkpoint models on shutdown: %s", error)
+
+
+class SwarmRunner:
+    """Runs the swarm stage's batches (:class:`~detectors.swarm_stage.SwarmStage`) in a
+    thread of this process, retrying while Redis is down: its Lua call is Redis's work, so
+    Faust's event loop only waits, and the detection child is not held up meanwhile."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self._stage: SwarmStage | None = None
+
+    def _run(self, likes: Sequence[LikeEvent]) -> list[Alert]:
+        if self._stage is None:
+            state = RedisState.from_url(
+                self.settings.redis_url, self.settings.namespace, self.metrics.observe_redis
+            )
+            self._stage = SwarmStage(state, load_config(self.settings.config or None))
+        return self._stage.process(likes)
+
+    async def process(self, likes: Sequence[LikeEvent]) -> list[Alert]:
+        delay = RETRY_FIRST_SECONDS
+        while True:
+            try:
+                return await asyncio.to_thread(self._run, likes)
+            except StateError as err:
+                log.error(
+                    "swarm stage: %d likes not processed, retrying in %.1f s: %s",
+                    len(likes),
+                    delay,
+                    err,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_SECONDS)
 
 
 @dataclass(slots=True)
@@ -353,12 +395,32 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
     accounts_topic = app.topic(settings.accounts_topic, **RAW_TOPIC)
     alerts_topic = app.topic(settings.alerts_topic, **RAW_TOPIC)
     dead_letter_topic = app.topic(settings.dead_letter_topic, **RAW_TOPIC)
+    swarm_topic = app.topic(settings.swarm_stage_topic, partitions=1, **RAW_TOPIC)
     detection = Detection(settings, metrics)
+    swarm_runner = SwarmRunner(settings, metrics)
 
-    async def finish(batch: TakenBatch, stream: faust.Stream) -> None:
-        """Detection, dead letters and alerts, then the acks: after the broker took them all."""
-        done = await detection.process(batch.values) if batch.values else ChildResult()
+    async def finish(batch: TakenBatch, stream: faust.Stream, forward: bool) -> None:
+        """Detection, dead letters, alerts and the likes for the swarm stage, then the acks:
+        after the broker took them all."""
+        places = (
+            [(r.message.partition, r.message.offset) for r in batch.records] if forward else None
+        )
+        done = await detection.process(batch.values, places) if batch.values else ChildResult()
         pending = batch.sent
+        if done.forward:
+            ends: dict[int, int] = {}
+            for record in batch.records:
+                message = record.message
+                ends[message.partition] = max(ends.get(message.partition, 0), message.offset + 1)
+            for partition, (newest, likes) in done.forward.items():
+                chunk = encode_chunk(
+                    partition,
+                    ends[partition],
+                    newest,
+                    highwater(settings.likes_topic, partition),
+                    likes,
+                )
+                pending.append(await swarm_topic.send(value=chunk))
         for rejected in done.rejected:
             metrics.observe_reject(rejected.reason)
             key, value = dead_letter(batch.records[rejected.index], rejected.error())
@@ -398,7 +460,8 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
         # them; on a noack() stream nothing else acks them either: finish() does.
         # faust types noack() as StreamT, which lacks noack_take; it returns a Stream.
         manual = cast(faust.Stream, stream.noack())
-        lane = BatchLane(lambda batch: finish(batch, manual))
+        forward = topic == settings.likes_topic
+        lane = BatchLane(lambda batch: finish(batch, manual, forward))
         feed = feeds[topic] = MergeFeed(
             EventTimeMerge(
                 idle_seconds=settings.merge_idle_seconds,
@@ -436,10 +499,87 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
     async def accounts(stream: faust.Stream) -> None:
         await drive(stream, settings.accounts_topic)
 
+    swarm_feeds: list[SwarmFeed[EventT]] = []
+    metrics.watch_merge(lambda: sum(feed.merge.held for feed in swarm_feeds))
+    swarm_lock = asyncio.Lock()
+
+    async def swarm_pump(feed: SwarmFeed[EventT], stream: faust.Stream) -> bool:
+        """One batch of released likes through the stage; False when none was released."""
+        async with swarm_lock:
+            released = feed.release()
+            if not released:
+                return False
+            started = time.monotonic()
+            alerts = await swarm_runner.process([like for _, like in released])
+            sent = [
+                await alerts_topic.send(
+                    key=alert.subject_id.encode("utf-8"), value=alert.to_json().encode("utf-8")
+                )
+                for alert in alerts
+            ]
+            await asyncio.gather(*sent)
+            for record in feed.done(released):
+                await stream.ack(record)
+            feed.waiting(time.monotonic() - started)
+            metrics.observe_swarm_stage(alerts, released[-1][1].ts, len(released))
+            return True
+
+    async def swarm_tick(feed: SwarmFeed[EventT], stream: faust.Stream) -> None:
+        # Idle source partitions stop holding the merge back with time alone.
+        while True:
+            await asyncio.sleep(MERGE_TICK_SECONDS)
+            if feed.merge.held:
+                while await swarm_pump(feed, stream):
+                    pass
+
+    @app.agent(swarm_topic, name="likeguard.swarm")  # type: ignore[arg-type]
+    async def swarm(stream: faust.Stream) -> None:
+        manual = cast(faust.Stream, stream.noack())
+        feed = SwarmFeed[EventT](
+            EventTimeMerge(
+                idle_seconds=settings.merge_idle_seconds,
+                behind_idle_seconds=settings.merge_behind_idle_seconds,
+                max_held=settings.merge_max_held,
+            ),
+            settings.partitions,
+            settings.batch_size,
+        )
+        swarm_feeds[:] = [feed]
+        ticker = asyncio.create_task(swarm_tick(feed, manual))
+        try:
+            async for records in manual.noack_take(
+                settings.batch_size, within=settings.batch_timeout_seconds
+            ):
+                if ticker.done():  # a batch the ticker ran failed: crash, as without it
+                    ticker.result()
+                for record in records:
+                    try:
+                        chunk = decode_chunk(_raw(record.value))
+                    except ValueError as err:  # only workers write here; never seen
+                        log.error(
+                            "swarm stage: skipped record at offset %s: %s",
+                            record.message.offset,
+                            err,
+                        )
+                        await manual.ack(record)
+                        continue
+                    if feed.add(record, chunk):
+                        await manual.ack(record)
+                while await swarm_pump(feed, manual):
+                    pass
+        finally:
+            ticker.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await ticker
+
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def drop_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
         for topic, feed in feeds.items():
             feed.revoke(tp.partition for tp in revoked if tp.topic == topic)
+        if any(tp.topic == settings.swarm_stage_topic for tp in revoked):
+            # Not acked, so the stage's next owner (maybe this worker) reads them again.
+            for swarm_feed in swarm_feeds:
+                swarm_feed.reset()
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def checkpoint_models(sender: Any, **_: Any) -> None:

@@ -23,6 +23,9 @@ class Settings:
     accounts_topic: str = "accounts"
     alerts_topic: str = "alerts"
     dead_letter_topic: str = "likes.rejects"
+    #: The internal one-partition topic through which workers forward likes to the swarm
+    #: stage (stream/swarm_stage.py); empty for ``{app_id}-swarm-likes``.
+    swarm_topic: str = ""
     #: Partitions for topics the worker creates (existing topics are left as they are).
     partitions: int = 4
     replication_factor: int = 1
@@ -71,6 +74,15 @@ class Settings:
                 values[field.name] = _convert(field.name, raw, type(field.default))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    @property
+    def swarm_stage_topic(self) -> str:
+        """:attr:`swarm_topic`, or the one derived from the consumer group.
+
+        >>> Settings(app_id="lg").swarm_stage_topic, Settings(swarm_topic="s").swarm_stage_topic
+        ('lg-swarm-likes', 's')
+        """
+        return self.swarm_topic or f"{self.app_id}-swarm-likes"
 
     @property
     def bootstrap_servers(self) -> str:

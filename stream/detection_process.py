@@ -25,11 +25,14 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from detectors.config import load_config
-from detectors.pipeline import BatchResult, Pipeline
+from detectors.pipeline import BatchResult, Pipeline, default_detectors
 from detectors.state import RedisState, StateError
-from schemas.records import Event
+from detectors.swarm import SwarmDetector
+from detectors.swarm_stage import SwarmStage
+from schemas.records import Event, LikeEvent
 from schemas.validate import InvalidEvent, parse_event
 from stream.config import Settings
+from stream.swarm_stage import encode_likes
 
 #: (operation, seconds, failed): one per Redis call, as :data:`detectors.state.RedisObserver`.
 Timing = tuple[str, float, bool]
@@ -57,6 +60,10 @@ class ChildResult:
     timings: list[Timing] = field(default_factory=list)
     #: Set when Redis failed: the batch was not processed and must be retried.
     state_error: str | None = None
+    #: For the swarm stage, per source partition of the batch: the newest event time of its
+    #: records and its valid likes (:func:`stream.swarm_stage.encode_likes`). Empty unless
+    #: the batch came with its places and the swarm detector is on.
+    forward: dict[int, tuple[float | None, bytes]] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------ the child
@@ -93,7 +100,11 @@ def _open() -> Pipeline:
     if _pipeline is None:
         assert _settings is not None, "child not initialised"
         state = RedisState.from_url(_settings.redis_url, _settings.namespace, _record)
-        _pipeline = Pipeline(state, load_config(_settings.config or None))
+        config = load_config(_settings.config or None)
+        # The worker's swarm stage (stream/swarm_stage.py) runs the swarm detector, on the
+        # likes of every worker in event-time order; this pipeline forwards them to it.
+        detectors = [d for d in default_detectors(config) if d.name != SwarmDetector.name]
+        _pipeline = Pipeline(state, config, detectors)
     return _pipeline
 
 
@@ -115,18 +126,47 @@ def decode(values: Sequence[bytes]) -> tuple[list[Event], list[Rejected]]:
     return events, rejected
 
 
-def run_batch(values: Sequence[bytes]) -> ChildResult:
-    """Decode, validate and run one batch (in the child)."""
+def run_batch(values: Sequence[bytes], places: Sequence[tuple[int, int]] | None) -> ChildResult:
+    """Decode, validate and run one batch (in the child); with ``places`` (partition and
+    offset of each value), also the likes to forward to the swarm stage."""
     _timings.clear()
     events, rejected = decode(values)
     out = ChildResult(rejected=rejected)
     if events:
         try:
-            out.result = _open().process(events)
+            pipeline = _open()
+            out.result = pipeline.process(events)
         except StateError as err:
             out.state_error = str(err)
+            out.timings = list(_timings)
+            return out
+        if places is not None and SwarmStage.enabled(pipeline.config):
+            out.forward = forwarded(events, rejected, places)
     out.timings = list(_timings)
     return out
+
+
+def forwarded(
+    events: Sequence[Event], rejected: Sequence[Rejected], places: Sequence[tuple[int, int]]
+) -> dict[int, tuple[float | None, bytes]]:
+    """Per source partition: newest event time and the likes, for the swarm stage (pure).
+
+    >>> like = LikeEvent("e1", "like", "u1", "p1", "a1", 10.0)
+    >>> unlike = LikeEvent("e2", "unlike", "u1", "p1", "a1", 12.0)
+    >>> forwarded([like, unlike], [Rejected(1, "bad_json", "x", None)], [(0, 5), (3, 1), (0, 6)])
+    {0: (12.0, b'[[5,10.0,"e1","u1","p1","a1",null]]'), 3: (None, b'[]')}
+    """
+    bad = {r.index for r in rejected}
+    valid = [place for index, place in enumerate(places) if index not in bad]
+    newest: dict[int, float | None] = {partition: None for partition, _ in places}
+    likes: dict[int, list[tuple[int, LikeEvent]]] = {partition: [] for partition in newest}
+    for event, (partition, offset) in zip(events, valid, strict=True):
+        top = newest[partition]
+        if top is None or event.ts > top:
+            newest[partition] = event.ts
+        if isinstance(event, LikeEvent) and event.type == "like":
+            likes[partition].append((offset, event))
+    return {p: (newest[p], encode_likes(likes[p])) for p in newest}
 
 
 def close_pipeline() -> str | None:
@@ -160,9 +200,11 @@ class DetectionProcess:
             initargs=(settings,),
         )
 
-    async def run(self, values: Sequence[bytes]) -> ChildResult:
+    async def run(
+        self, values: Sequence[bytes], places: Sequence[tuple[int, int]] | None = None
+    ) -> ChildResult:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, run_batch, list(values))
+        return await loop.run_in_executor(self._executor, run_batch, list(values), places)
 
     async def close(self) -> str | None:
         """Checkpoint in the child, then stop it."""

@@ -268,6 +268,28 @@ class EventTimeMerge(Generic[T]):
             self.late += 1
         heapq.heappush(self._heap, (ts, partition, offset, next(self._sequence), item))
 
+    def advance(self, partition: int, next_offset: int, ts: float | None, now: float) -> None:
+        """``partition`` has delivered everything below ``next_offset``, up to event time
+        ``ts``, without records to hold (the swarm stage learns of the unlikes and snapshots of
+        a source partition this way). A partition not assigned yet is assigned by it.
+
+        >>> merge = EventTimeMerge[str](idle_seconds=9.0, max_held=10)
+        >>> merge.add(0, offset=0, ts=5.0, item="a", now=0.0)
+        >>> merge.add(1, offset=0, ts=1.0, item="b", now=0.0)
+        >>> merge.release(now=0.0)
+        ['b']
+        >>> merge.advance(1, next_offset=4, ts=7.0, now=0.1)
+        >>> merge.release(now=0.1)
+        ['a']
+        """
+        state = self._partitions.get(partition)
+        if state is None:
+            state = self._partitions[partition] = _Partition()
+        state.active_at = max(state.active_at, now)
+        state.next_offset = max(next_offset, state.next_offset or 0)
+        if ts is not None and (state.watermark is None or ts > state.watermark):
+            state.watermark = ts
+
     def watermark(self, now: float) -> float | None:
         """Event time up to which every held record may go: the smallest watermark of the
         partitions that are not idle (``inf`` when all are idle; ``None`` when a non-idle

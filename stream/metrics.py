@@ -7,7 +7,7 @@ and dashboard in ``deploy/`` are written against exactly these.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from prometheus_client import (
     REGISTRY,
@@ -19,6 +19,7 @@ from prometheus_client import (
 )
 
 from detectors.pipeline import BatchResult
+from schemas.records import Alert
 from schemas.validate import REJECT_REASONS
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -125,6 +126,17 @@ class Metrics:
             " (processed out of event-time order).",
             registry=reg,
         )
+        self.swarm_stage_likes = Counter(
+            "likeguard_swarm_stage_likes",
+            "Likes the swarm stage (stream/swarm_stage.py) has taken through swarm detection,"
+            " redeliveries included; only the worker that holds the stage's partition counts.",
+            registry=reg,
+        )
+        self.swarm_stage_lag = Gauge(
+            "likeguard_swarm_stage_event_time_lag_seconds",
+            "Wall-clock time minus the event time of the newest like through the swarm stage.",
+            registry=reg,
+        )
         for reason in REJECT_REASONS:  # export zeros, so rate() works from the first scrape
             self.rejects.labels(reason)
 
@@ -160,6 +172,15 @@ class Metrics:
         self.last_processed.set(now)
         self.processing_latency.observe(time.monotonic() - started)
         self.batch_size.observe(size)
+
+    def observe_swarm_stage(self, alerts: Sequence[Alert], newest: float, likes: int) -> None:
+        """After a swarm-stage batch of ``likes`` likes is done (its alerts published)."""
+        for alert in alerts:
+            self.alerts.labels(alert.detector, alert.severity).inc()
+        self.swarm_stage_likes.inc(likes)
+        now = time.time()
+        self.swarm_stage_lag.set(max(0.0, now - newest))
+        self.last_processed.set(now)
 
 
 def serve(port: int, registry: CollectorRegistry = REGISTRY) -> None:

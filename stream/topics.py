@@ -17,13 +17,19 @@ class BrokerError(RuntimeError):
 
 
 def ensure_topics(settings: Settings, extra: tuple[str, ...] = ()) -> list[str]:
-    """Create missing topics; returns the names created. Existing topics are left alone."""
-    wanted = {
-        settings.likes_topic: {},
-        settings.accounts_topic: {"cleanup.policy": "compact"},
-        settings.alerts_topic: {},
-        settings.dead_letter_topic: {},
-        **{name: {} for name in extra},
+    """Create missing topics; returns the names created. Existing topics are left alone.
+
+    All get ``settings.partitions`` partitions but the swarm stage's, which has one: the
+    stage must see every worker's likes in one process (stream/swarm_stage.py).
+    """
+    n = settings.partitions
+    wanted: dict[str, tuple[int, dict[str, str]]] = {
+        settings.likes_topic: (n, {}),
+        settings.accounts_topic: (n, {"cleanup.policy": "compact"}),
+        settings.alerts_topic: (n, {}),
+        settings.dead_letter_topic: (n, {}),
+        settings.swarm_stage_topic: (1, {}),
+        **{name: (n, {}) for name in extra},
     }
     try:
         admin = KafkaAdminClient(
@@ -36,8 +42,8 @@ def ensure_topics(settings: Settings, extra: tuple[str, ...] = ()) -> list[str]:
     try:
         existing = set(admin.list_topics())
         missing = [
-            NewTopic(name, settings.partitions, settings.replication_factor, topic_configs=cfg)
-            for name, cfg in wanted.items()
+            NewTopic(name, partitions, settings.replication_factor, topic_configs=cfg)
+            for name, (partitions, cfg) in wanted.items()
             if name not in existing
         ]
         created: list[str] = []

@@ -13,6 +13,10 @@ MODULES = [
     "detectors.base",
     "detectors.config",
     "detectors.models",
+    "detectors.swarm_stage",
+    "stream.config",
+    "stream.detection_process",
+    "stream.swarm_stage",
 ]
 
 

@@ -9,6 +9,7 @@ evidence. Only the swarm detector runs, so other detectors' batch behaviour cann
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -17,7 +18,9 @@ import pytest
 
 from detectors.pipeline import Pipeline
 from detectors.state import RedisState
-from schemas.records import Alert
+from detectors.swarm_stage import SwarmStage
+from schemas.records import Alert, LikeEvent
+from stream.capture import Placed, merge_by_event_time
 from stream.replay import RejectsFile, replay
 from stream.simulate.scenario import CAPTURE_FILE, ScenarioConfig, generate, write
 from tests.support.pipelines import only
@@ -68,3 +71,33 @@ def test_swarm_alerts_are_the_same_whatever_the_batch_size(
             (a["subject_id"], a["accounts"]) for a in expected
         ], f"batch size {size}"
         assert got == expected, f"batch size {size}"
+
+
+def test_the_swarm_stage_behind_detection_finds_what_replay_finds(
+    state: RedisState, redis_url: str, capture: Path
+) -> None:
+    # A live worker's swarm stage runs after detection has counted likes further on (here:
+    # the whole capture first), in its own batches: the same alerts as the pipeline.
+    reference = [a.to_dict() for a in replayed(redis_url, f"{state.namespace}-r", capture, 1000)]
+    assert reference
+    ahead = RedisState.from_url(redis_url, namespace=f"{state.namespace}-ahead")
+    try:
+        config = only("swarm")
+        no_swarm = dataclasses.replace(
+            config, swarm=dataclasses.replace(config.swarm, enabled=False)
+        )
+        events = [p.event for p in merge_by_event_time([capture]) if isinstance(p, Placed)]
+        likes = [e for e in events if isinstance(e, LikeEvent)]
+        detection = Pipeline(ahead, no_swarm)
+        for start in range(0, len(events), 1000):
+            detection.process(events[start : start + 1000])
+        stage = SwarmStage(ahead, config)
+        alerts = [
+            a
+            for start in range(0, len(likes), 333)
+            for a in stage.process(likes[start : start + 333])
+        ]
+    finally:
+        ahead.delete_namespace()
+    unique = {a.alert_id: a.to_dict() for a in alerts}
+    assert list(unique.values()) == reference

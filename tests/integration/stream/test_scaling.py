@@ -20,11 +20,12 @@ posts' state at once: a suspect report can pass a suspect's like time before the
 worker has written it, and follow-ups fall due at other event times than in replay. Reports
 name suspects written late, so once every follow-up has run (a later event reaches them)
 two workers name exactly replay's new-account-spike and fan-imbalance accounts
-(``test_two_workers_name_replays_new_account_and_fan_imbalance_accounts``). Swarm findings
-still depend on the interleaving (in six two-worker runs members differed by 3 to 90 of 443);
-sharing the workers' merge watermarks through Redis, so that they move through event time
-together, was tried and did not help: the differences come from two workers judging the same
-minutes at once, not from one running ahead.
+(``test_two_workers_name_replays_new_account_and_fan_imbalance_accounts``). Swarm runs in one
+swarm stage for all workers (stream/swarm_stage.py), which takes every worker's likes in
+replay's event-time order, so two workers give exactly replay's swarm alerts
+(``test_two_workers_find_replays_swarms_with_the_same_alerts``; before the stage, members
+differed by 3 to 90 of 443 in six two-worker runs, and the test fails with
+``LIKEGUARD_MERGE_MAX_HELD=1``).
 """
 
 from __future__ import annotations
@@ -250,7 +251,7 @@ def test_two_workers_name_replays_new_account_and_fan_imbalance_accounts(
     # like time before the other worker has written it, and follow-ups fall due at other
     # times than in replay; once every follow-up has run, both name replay's accounts (two
     # workers named 958 and 1,437 of 1,955 fan-imbalance accounts here before reports named
-    # suspects written late). Swarm findings still depend on the interleaving.
+    # suspects written late).
     config = tmp_path / "cross-account.toml"
     config.write_text(CROSS_ACCOUNT_ONLY)
     stack.env["LIKEGUARD_CONFIG"] = str(config)
@@ -258,3 +259,31 @@ def test_two_workers_name_replays_new_account_and_fan_imbalance_accounts(
     assert {a["detector"] for a in expected} == {"new_account_spike", "fan_imbalance"}
     alerts = live_alerts(stack, scenario, tmp_path, workers=2, then=follow_ups_due)
     assert flagged_accounts(alerts) == flagged_accounts(expected)
+
+
+SWARM_ONLY = """
+[burst]
+enabled = false
+[churn]
+enabled = false
+[new_account_spike]
+enabled = false
+[fan_imbalance]
+enabled = false
+"""
+
+
+def test_two_workers_find_replays_swarms_with_the_same_alerts(
+    stack: Stack, scenario: Path, tmp_path: Path
+) -> None:
+    # Both workers forward their likes to the one swarm stage, which takes them in replay's
+    # event-time order: the same groups, members, trigger events and alert ids as replay.
+    config = tmp_path / "swarm-only.toml"
+    config.write_text(SWARM_ONLY)
+    stack.env["LIKEGUARD_CONFIG"] = str(config)
+    expected = replay_alerts(stack, scenario, tmp_path=tmp_path)
+    assert {a["detector"] for a in expected} == {"swarm"}
+    alerts = live_alerts(stack, scenario, tmp_path, workers=2)
+    unique = {a["alert_id"]: a for a in alerts}
+    assert sorted(unique) == sorted(a["alert_id"] for a in expected)
+    assert [unique[a["alert_id"]] for a in expected] == expected

@@ -1,0 +1,227 @@
+"""The swarm stage of the live path: swarm detection in one event-time order for all workers.
+
+Swarm findings depend on the order of the likes across accounts (a post's likers, pairs,
+groups), and in a scaled-out deployment those accounts are read by different workers. Each
+worker's detection therefore runs the pipeline without the swarm detector and forwards, per
+batch and per source partition, the likes it counted to a one-partition internal topic
+(``Settings.swarm_stage_topic``), with how far the partition has got (next offset, newest
+event time, the broker's high watermark as the worker last saw it). The consumer group gives
+that partition to exactly one worker (another takes it over on a rebalance); its swarm agent
+puts the forwarded likes through an :class:`~stream.merge.EventTimeMerge` keyed by *source*
+partition and runs :class:`~detectors.swarm_stage.SwarmStage` on what it releases: the likes
+of all workers in ``(ts, partition, offset)`` order, the order ``likeguard replay`` uses. Two
+workers then find the same groups, with the same alert ids, as one worker and as replay.
+
+A forwarded record is acked when all its likes have been through the stage and their alerts
+were acknowledged by the broker. A crash before that redelivers it; a worker that crashed
+before acking its ``likes`` batch forwards it again. Either way likes reach the stage twice,
+and a like the stage has seen adds no evidence and re-reports the groups it triggered under
+the same alert ids (``detectors/swarm.py``), so nothing is lost or counted twice.
+
+The wire format (JSON; internal, not part of DESIGN.md's contract)::
+
+    {"partition": 2, "next_offset": 1041, "newest": 1793491260.5, "highwater": 5000,
+     "likes": [[offset, ts, event_id, actor_id, post_id, author_id, dwell_ms], ...]}
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final, Generic, TypeVar
+
+import msgspec
+
+from schemas.records import LikeEvent
+from stream.merge import EventTimeMerge
+
+R = TypeVar("R")
+
+
+class ForwardedLike(msgspec.Struct, array_like=True, frozen=True):
+    """What the swarm stage needs of a like, and where it was read."""
+
+    offset: int
+    ts: float
+    event_id: str
+    actor_id: str
+    post_id: str
+    author_id: str
+    dwell_ms: int | None
+
+    def event(self) -> LikeEvent:
+        return LikeEvent(
+            self.event_id,
+            "like",
+            self.actor_id,
+            self.post_id,
+            self.author_id,
+            self.ts,
+            dwell_ms=self.dwell_ms,
+        )
+
+
+class Chunk(msgspec.Struct, frozen=True):
+    """One forwarded record: a source partition's likes of one batch, and its progress."""
+
+    partition: int
+    #: The offset after the partition's last record in the batch (likes or not).
+    next_offset: int
+    #: Newest event time among the partition's records in the batch (``None``: none had one).
+    newest: float | None
+    #: The broker's high watermark of the partition as the forwarding worker last saw it.
+    highwater: int | None
+    likes: list[ForwardedLike]
+
+
+class _ChunkOut(msgspec.Struct):
+    partition: int
+    next_offset: int
+    newest: float | None
+    highwater: int | None
+    likes: msgspec.Raw
+
+
+_encoder: Final = msgspec.json.Encoder()
+_decoder: Final = msgspec.json.Decoder(Chunk)
+
+
+def encode_likes(likes: Iterable[tuple[int, LikeEvent]]) -> bytes:
+    """The ``likes`` part of a chunk: ``(offset, like)`` pairs of one source partition.
+
+    >>> encode_likes([(7, LikeEvent("e1", "like", "u1", "p1", "a1", 10.5, dwell_ms=300))])
+    b'[[7,10.5,"e1","u1","p1","a1",300]]'
+    """
+    return _encoder.encode(
+        [
+            ForwardedLike(offset, e.ts, e.event_id, e.actor_id, e.post_id, e.author_id, e.dwell_ms)
+            for offset, e in likes
+        ]
+    )
+
+
+def encode_chunk(
+    partition: int,
+    next_offset: int,
+    newest: float | None,
+    highwater: int | None,
+    likes: bytes,
+) -> bytes:
+    """A forwarded record; ``likes`` comes from :func:`encode_likes`.
+
+    >>> raw = encode_chunk(2, 8, 10.5, 9, encode_likes([]))
+    >>> decode_chunk(raw)
+    Chunk(partition=2, next_offset=8, newest=10.5, highwater=9, likes=[])
+    """
+    return _encoder.encode(_ChunkOut(partition, next_offset, newest, highwater, msgspec.Raw(likes)))
+
+
+def decode_chunk(raw: bytes) -> Chunk:
+    """A forwarded record; :class:`ValueError` when it is not one.
+
+    >>> decode_chunk(b'{"partition": 1}')
+    Traceback (most recent call last):
+    ...
+    ValueError: not a swarm-stage record: Object missing required field `next_offset`
+    """
+    try:
+        return _decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as err:
+        raise ValueError(f"not a swarm-stage record: {err}") from None
+
+
+@dataclass(slots=True, eq=False)
+class _Forwarded(Generic[R]):
+    record: R
+    remaining: int
+
+
+#: A released like and the forwarded record it came in.
+Released = tuple[_Forwarded[R], LikeEvent]
+
+
+class SwarmFeed(Generic[R]):
+    """Forwarded records in, likes in ``(ts, partition, offset)`` order out; tells which
+    records are done (every like of theirs through the stage), so they can be acked.
+
+    Parameters
+    ----------
+    merge
+        The event-time merge over source partitions (its settings are the worker's).
+    partitions
+        The source topic's partition count: partitions ``0 .. partitions - 1`` are expected
+        from the start, so one whose first record comes late still holds the others back
+        (up to the merge's idle time).
+    batch_size
+        At most this many likes per release.
+    clock
+        Seconds, any monotonic origin; time spent in :meth:`waiting` does not count.
+
+    Examples
+    --------
+    >>> feed = SwarmFeed[str](EventTimeMerge(idle_seconds=9.0, max_held=100), 2, 10,
+    ...                       clock=lambda: 0.0)
+    >>> def chunk(p, likes, hw):
+    ...     rows = [(o, LikeEvent(f"e{p}{o}", "like", "u", "x", "a", ts)) for o, ts in likes]
+    ...     return decode_chunk(encode_chunk(p, likes[-1][0] + 1, likes[-1][1], hw,
+    ...                                      encode_likes(rows)))
+    >>> feed.add("r0", chunk(0, [(0, 1.0), (1, 3.0)], hw=5))
+    False
+    >>> [like.event_id for _, like in feed.release()]  # partition 1 has said nothing yet
+    []
+    >>> feed.add("r1", chunk(1, [(0, 2.0)], hw=1))  # caught up: holds nothing back
+    False
+    >>> released = feed.release()
+    >>> [like.event_id for _, like in released], feed.done(released)
+    (['e00', 'e10', 'e01'], ['r1', 'r0'])
+    """
+
+    def __init__(
+        self,
+        merge: EventTimeMerge[Released[R]],
+        partitions: int,
+        batch_size: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.merge = merge
+        self.partitions = partitions
+        self.batch_size = batch_size
+        self._clock = clock
+        self._waited = 0.0
+        self.merge.assign(range(partitions), self.now())
+
+    def now(self) -> float:
+        return self._clock() - self._waited
+
+    def waiting(self, seconds: float) -> None:
+        """The caller spent ``seconds`` on the stage (or Redis): not silence of partitions."""
+        self._waited += seconds
+
+    def reset(self) -> None:
+        """Forget everything held (the stage's partition was revoked: it is redelivered)."""
+        self.merge.revoke(self.merge.partitions)
+        self.merge.assign(range(self.partitions), self.now())
+
+    def add(self, record: R, chunk: Chunk) -> bool:
+        """Hold the likes of ``record``; True when it holds none (ack it at once)."""
+        now = self.now()
+        forwarded = _Forwarded(record, len(chunk.likes))
+        for like in chunk.likes:
+            self.merge.add(chunk.partition, like.offset, like.ts, (forwarded, like.event()), now)
+        self.merge.advance(chunk.partition, chunk.next_offset, chunk.newest, now)
+        self.merge.observe_highwater(chunk.partition, chunk.highwater, now)
+        return not chunk.likes
+
+    def release(self) -> list[Released[R]]:
+        """The likes that may go now, oldest first (at most ``batch_size``)."""
+        return self.merge.release(self.now(), limit=self.batch_size)
+
+    def done(self, released: Sequence[Released[R]]) -> list[R]:
+        """``released`` went through the stage: the records now complete, in order."""
+        complete: list[R] = []
+        for forwarded, _ in released:
+            forwarded.remaining -= 1
+            if forwarded.remaining == 0:
+                complete.append(forwarded.record)
+        return complete
