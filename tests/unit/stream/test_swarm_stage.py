@@ -1,0 +1,107 @@
+"""The swarm stage's feed: forwarded records in, likes in replay's order out, acks when done."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas.records import LikeEvent
+from stream.merge import EventTimeMerge
+from stream.swarm_stage import Chunk, SwarmFeed, decode_chunk, encode_chunk, encode_likes
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def chunk(partition: int, likes: list[tuple[int, float]], highwater: int | None) -> Chunk:
+    rows = [
+        (offset, LikeEvent(f"p{partition}o{offset}", "like", "u", "x", "a", ts, dwell_ms=400))
+        for offset, ts in likes
+    ]
+    end = likes[-1][0] + 1 if likes else 0
+    newest = likes[-1][1] if likes else None
+    return decode_chunk(encode_chunk(partition, end, newest, highwater, encode_likes(rows)))
+
+
+def feed(partitions: int = 2, clock: Clock | None = None) -> SwarmFeed[str]:
+    merge = EventTimeMerge[object](idle_seconds=1.0, max_held=1000)
+    return SwarmFeed[str](merge, partitions, 100, clock=clock or Clock())  # type: ignore[arg-type]
+
+
+def ids(released: list) -> list[str]:
+    return [like.event_id for _, like in released]
+
+
+def test_a_chunk_round_trips_with_every_field_the_stage_needs() -> None:
+    like = LikeEvent("e1", "like", "u1", "p1", "a1", 12.25, dwell_ms=900)
+    got = decode_chunk(encode_chunk(3, 8, 12.25, 10, encode_likes([(7, like)])))
+    assert (got.partition, got.next_offset, got.newest, got.highwater) == (3, 8, 12.25, 10)
+    [forwarded] = got.likes
+    assert forwarded.offset == 7
+    assert forwarded.event() == like
+
+
+@pytest.mark.parametrize("raw", [b"", b"[]", b'{"partition": "x"}', b"\xff"])
+def test_a_record_that_is_no_chunk_is_a_value_error(raw: bytes) -> None:
+    with pytest.raises(ValueError, match="not a swarm-stage record"):
+        decode_chunk(raw)
+
+
+def test_likes_of_two_workers_come_out_in_event_time_order_whatever_the_arrival_order() -> None:
+    out = feed()
+    # Partition 1's worker is behind: its likes arrive after partition 0's later ones.
+    assert not out.add("r0", chunk(0, [(0, 1.0), (1, 4.0), (2, 6.0)], highwater=9))
+    assert ids(out.release()) == []  # partition 1 has said nothing: it may hold older likes
+    assert not out.add("r1", chunk(1, [(0, 2.0), (1, 5.0)], highwater=7))
+    first = out.release()
+    assert ids(first) == ["p0o0", "p1o0", "p0o1", "p1o1"]  # up to partition 1's watermark
+    assert out.done(first) == ["r1"]  # r0 still has a like held
+    assert not out.add("r2", chunk(1, [(2, 7.0)], highwater=7))
+    second = out.release()
+    assert ids(second) == ["p0o2"]  # partition 0 is behind its high watermark: 7.0 waits
+    assert out.done(second) == ["r0"]
+
+
+def test_a_chunk_without_likes_moves_its_partition_on_and_is_done_at_once() -> None:
+    out = feed()
+    assert not out.add("r0", chunk(0, [(0, 5.0)], highwater=9))
+    # Partition 1 had only unlikes up to 6.0 and is behind: partition 0 may go up to 6.0.
+    empty = decode_chunk(encode_chunk(1, 4, 6.0, 10, encode_likes([])))
+    assert out.add("r1", empty)
+    assert ids(out.release()) == ["p0o0"]
+
+
+def test_silence_counts_only_outside_the_time_spent_in_the_stage() -> None:
+    clock = Clock()
+    out = feed(clock=clock)
+    out.add("r0", chunk(0, [(0, 5.0)], highwater=9))
+    clock.now = 5.0
+    out.waiting(4.5)  # the stage was busy: partition 1 has been silent 0.5 s, not 5
+    assert ids(out.release()) == []
+    clock.now = 5.6
+    assert ids(out.release()) == ["p0o0"]
+
+
+def test_a_reset_forgets_what_is_held_and_expects_every_partition_again() -> None:
+    out = feed()
+    out.add("r0", chunk(0, [(0, 1.0)], highwater=5))
+    out.reset()
+    assert out.merge.held == 0
+    assert out.merge.partitions == frozenset({0, 1})
+    out.add("r0", chunk(0, [(0, 1.0)], highwater=5))
+    assert ids(out.release()) == []  # partition 1 holds it back again
+
+
+def test_a_like_forwarded_twice_goes_through_twice_and_each_record_completes() -> None:
+    # A worker that crashed before acking forwards its batch again; the stage passes both on
+    # (the detector takes a like it has seen as a no-op that re-reports its groups).
+    out = feed(partitions=1)
+    out.add("first", chunk(0, [(0, 1.0)], highwater=1))
+    out.add("again", chunk(0, [(0, 1.0)], highwater=1))
+    released = out.release()
+    assert ids(released) == ["p0o0", "p0o0"]
+    assert sorted(out.done(released)) == ["again", "first"]
