@@ -287,3 +287,26 @@ def test_two_workers_find_replays_swarms_with_the_same_alerts(
     unique = {a["alert_id"]: a for a in alerts}
     assert sorted(unique) == sorted(a["alert_id"] for a in expected)
     assert [unique[a["alert_id"]] for a in expected] == expected
+
+
+def test_a_worker_killed_mid_stream_keeps_the_swarm_stage_going(
+    stack: Stack, scenario: Path, tmp_path: Path
+) -> None:
+    # The killed worker may have held the swarm stage (another worker takes its partition
+    # over) or forwarded likes it never acked (forwarded again: the stage takes a like it
+    # has seen as a no-op that re-reports its groups under the same ids). Around the crash
+    # the stage goes on without the dead worker's partitions until their new owner forwards
+    # them, so a few likes are taken out of order: in eight runs, 0 to 5 of replay's 443
+    # swarm accounts went unnamed and 0 to 12 others were named.
+    config = tmp_path / "swarm-only.toml"
+    config.write_text(SWARM_ONLY)
+    stack.env["LIKEGUARD_CONFIG"] = str(config)
+    expected = replay_alerts(stack, scenario, tmp_path=tmp_path)
+    alerts = live_alerts(stack, scenario, tmp_path, workers=2, kill_after=10, speed="180")
+    got, want = flagged_accounts(alerts)["swarm"], flagged_accounts(expected)["swarm"]
+    assert len(want - got) <= 0.1 * len(want), sorted(want - got)
+    assert len(got - want) <= 0.1 * len(want), sorted(got - want)
+    # A repeated alert id is the very same alert, so deduplicating by id loses nothing.
+    by_id: dict[str, dict] = {}
+    for alert in alerts:
+        assert by_id.setdefault(alert["alert_id"], alert) == alert
