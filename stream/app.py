@@ -563,8 +563,8 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
                         )
                         await manual.ack(record)
                         continue
-                    if feed.add(record, chunk):
-                        await manual.ack(record)
+                    for done_record in feed.add(record, chunk):
+                        await manual.ack(done_record)
                 while await swarm_pump(feed, manual):
                     pass
         finally:

@@ -27,6 +27,7 @@ The wire format (JSON; internal, not part of DESIGN.md's contract)::
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
@@ -167,14 +168,14 @@ class SwarmFeed(Generic[R]):
     ...     return decode_chunk(encode_chunk(p, likes[-1][0] + 1, likes[-1][1], hw,
     ...                                      encode_likes(rows)))
     >>> feed.add("r0", chunk(0, [(0, 1.0), (1, 3.0)], hw=5))
-    False
+    []
     >>> [like.event_id for _, like in feed.release()]  # partition 1 has said nothing yet
     []
     >>> feed.add("r1", chunk(1, [(0, 2.0)], hw=1))  # caught up: holds nothing back
-    False
+    []
     >>> released = feed.release()
     >>> [like.event_id for _, like in released], feed.done(released)
-    (['e00', 'e10', 'e01'], ['r1', 'r0'])
+    (['e00', 'e10', 'e01'], ['r0', 'r1'])
     """
 
     def __init__(
@@ -189,6 +190,7 @@ class SwarmFeed(Generic[R]):
         self.batch_size = batch_size
         self._clock = clock
         self._waited = 0.0
+        self._unacked: deque[_Forwarded[R]] = deque()
         self.merge.assign(range(partitions), self.now())
 
     def now(self) -> float:
@@ -202,26 +204,37 @@ class SwarmFeed(Generic[R]):
         """Forget everything held (the stage's partition was revoked: it is redelivered)."""
         self.merge.revoke(self.merge.partitions)
         self.merge.assign(range(self.partitions), self.now())
+        self._unacked.clear()
 
-    def add(self, record: R, chunk: Chunk) -> bool:
-        """Hold the likes of ``record``; True when it holds none (ack it at once)."""
+    def add(self, record: R, chunk: Chunk) -> list[R]:
+        """Hold the likes of ``record``; returns the records that may be acked now (this one,
+        if it holds no likes and every record before it is done)."""
         now = self.now()
         forwarded = _Forwarded(record, len(chunk.likes))
+        self._unacked.append(forwarded)
         for like in chunk.likes:
             self.merge.add(chunk.partition, like.offset, like.ts, (forwarded, like.event()), now)
         self.merge.advance(chunk.partition, chunk.next_offset, chunk.newest, now)
         self.merge.observe_highwater(chunk.partition, chunk.highwater, now)
-        return not chunk.likes
+        return self._ackable()
 
     def release(self) -> list[Released[R]]:
         """The likes that may go now, oldest first (at most ``batch_size``)."""
         return self.merge.release(self.now(), limit=self.batch_size)
 
     def done(self, released: Sequence[Released[R]]) -> list[R]:
-        """``released`` went through the stage: the records now complete, in order."""
-        complete: list[R] = []
+        """``released`` went through the stage: the records that may be acked now, in the
+        order they were added."""
         for forwarded, _ in released:
             forwarded.remaining -= 1
-            if forwarded.remaining == 0:
-                complete.append(forwarded.record)
-        return complete
+        return self._ackable()
+
+    def _ackable(self) -> list[R]:
+        # Acks go strictly in offset order: the group commits past an acked record whatever
+        # it was not told (Faust 0.11's consumer commits the first run of acked offsets, gap
+        # before it or not, when nothing was committed yet), and a held record committed
+        # past is never delivered again after a rebalance.
+        out: list[R] = []
+        while self._unacked and self._unacked[0].remaining <= 0:
+            out.append(self._unacked.popleft().record)
+        return out

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from stream.config import Settings
 from tests.deploy.support import (
     ALERTMANAGER_CONFIG,
     COMPOSE,
@@ -203,8 +204,11 @@ def test_compose_kafka_is_kraft_and_topics_are_created(compose: dict[str, Any]) 
         m.group(1): m.group(0)
         for m in re.finditer(r"create --topic (\S+)[^\n]*(?:\\\n[^\n]*)*", script)
     }
-    assert set(creates) == {"likes", "accounts", "alerts", "likes.rejects"}
+    stage = Settings(app_id=compose_env(compose).get("LIKEGUARD_APP_ID", "likeguard"))
+    swarm_topic = stage.swarm_stage_topic
+    assert set(creates) == {"likes", "accounts", "alerts", "likes.rejects", swarm_topic}
     assert "--partitions 12" in creates["likes"]
+    assert "--partitions 1 " in creates[swarm_topic]  # one swarm stage for all workers
     assert "cleanup.policy=compact" in creates["accounts"]
     # Compose interpolates $VAR itself; shell variables must be written $$VAR.
     assert not re.search(r"(?<!\$)\$(?!\$)", script.replace("$$", "")), "unescaped $ in script"
@@ -243,3 +247,12 @@ def test_operations_doc_internal_links_resolve() -> None:
     links = set(re.findall(r"\]\(#([^)]+)\)", text))
     assert links, "no internal links found"
     assert not links - anchors, f"links to missing sections: {sorted(links - anchors)}"
+
+
+def compose_env(compose: dict[str, Any]) -> dict[str, str]:
+    """The environment of the compose file's first worker service (``LIKEGUARD_*``)."""
+    for service in compose["services"].values():
+        env = service.get("environment") or {}
+        if isinstance(env, dict) and "LIKEGUARD_PARTITIONS" in env:
+            return {str(k): str(v) for k, v in env.items()}
+    raise AssertionError("no worker service with LIKEGUARD_PARTITIONS")

@@ -59,9 +59,7 @@ enabled = false
 
 @pytest.fixture
 def per_account_stack(stack: Stack, tmp_path: Path) -> Stack:
-    config = tmp_path / "per-account.toml"
-    config.write_text(PER_ACCOUNT_ONLY)
-    stack.env["LIKEGUARD_CONFIG"] = str(config)
+    use_config(stack, tmp_path, PER_ACCOUNT_ONLY)
     return stack
 
 
@@ -85,6 +83,13 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
     )
     return out / "capture.jsonl.gz"
+
+
+def use_config(stack: Stack, tmp_path: Path, text: str) -> None:
+    """Run ``stack``'s workers and replays with the detection settings ``text``."""
+    config = tmp_path / "detectors.toml"
+    config.write_text(text)
+    stack.env["LIKEGUARD_CONFIG"] = str(config)
 
 
 def findings(alerts: list[dict]) -> set[tuple[str, str, str]]:
@@ -222,9 +227,7 @@ enabled = false
 def test_one_worker_cross_account_detectors_match_replay(
     stack: Stack, scenario: Path, tmp_path: Path
 ) -> None:
-    config = tmp_path / "cross-account.toml"
-    config.write_text(CROSS_ACCOUNT_ONLY)
-    stack.env["LIKEGUARD_CONFIG"] = str(config)
+    use_config(stack, tmp_path, CROSS_ACCOUNT_ONLY)
     expected = replay_alerts(stack, scenario, tmp_path=tmp_path)
     assert {a["detector"] for a in expected} == {"new_account_spike", "fan_imbalance"}
     alerts = live_alerts(stack, scenario, tmp_path, workers=1)
@@ -252,9 +255,7 @@ def test_two_workers_name_replays_new_account_and_fan_imbalance_accounts(
     # times than in replay; once every follow-up has run, both name replay's accounts (two
     # workers named 958 and 1,437 of 1,955 fan-imbalance accounts here before reports named
     # suspects written late).
-    config = tmp_path / "cross-account.toml"
-    config.write_text(CROSS_ACCOUNT_ONLY)
-    stack.env["LIKEGUARD_CONFIG"] = str(config)
+    use_config(stack, tmp_path, CROSS_ACCOUNT_ONLY)
     expected = replay_alerts(stack, scenario, follow_ups_due, tmp_path=tmp_path)
     assert {a["detector"] for a in expected} == {"new_account_spike", "fan_imbalance"}
     alerts = live_alerts(stack, scenario, tmp_path, workers=2, then=follow_ups_due)
@@ -278,9 +279,7 @@ def test_two_workers_find_replays_swarms_with_the_same_alerts(
 ) -> None:
     # Both workers forward their likes to the one swarm stage, which takes them in replay's
     # event-time order: the same groups, members, trigger events and alert ids as replay.
-    config = tmp_path / "swarm-only.toml"
-    config.write_text(SWARM_ONLY)
-    stack.env["LIKEGUARD_CONFIG"] = str(config)
+    use_config(stack, tmp_path, SWARM_ONLY)
     expected = replay_alerts(stack, scenario, tmp_path=tmp_path)
     assert {a["detector"] for a in expected} == {"swarm"}
     alerts = live_alerts(stack, scenario, tmp_path, workers=2)
@@ -298,9 +297,7 @@ def test_a_worker_killed_mid_stream_keeps_the_swarm_stage_going(
     # the stage goes on without the dead worker's partitions until their new owner forwards
     # them, so a few likes are taken out of order: in eight runs, 0 to 5 of replay's 443
     # swarm accounts went unnamed and 0 to 12 others were named.
-    config = tmp_path / "swarm-only.toml"
-    config.write_text(SWARM_ONLY)
-    stack.env["LIKEGUARD_CONFIG"] = str(config)
+    use_config(stack, tmp_path, SWARM_ONLY)
     expected = replay_alerts(stack, scenario, tmp_path=tmp_path)
     alerts = live_alerts(stack, scenario, tmp_path, workers=2, kill_after=10, speed="180")
     got, want = flagged_accounts(alerts)["swarm"], flagged_accounts(expected)["swarm"]

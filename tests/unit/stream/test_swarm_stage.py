@@ -54,25 +54,30 @@ def test_a_record_that_is_no_chunk_is_a_value_error(raw: bytes) -> None:
 def test_likes_of_two_workers_come_out_in_event_time_order_whatever_the_arrival_order() -> None:
     out = feed()
     # Partition 1's worker is behind: its likes arrive after partition 0's later ones.
-    assert not out.add("r0", chunk(0, [(0, 1.0), (1, 4.0), (2, 6.0)], highwater=9))
+    assert out.add("r0", chunk(0, [(0, 1.0), (1, 4.0), (2, 6.0)], highwater=9)) == []
     assert ids(out.release()) == []  # partition 1 has said nothing: it may hold older likes
-    assert not out.add("r1", chunk(1, [(0, 2.0), (1, 5.0)], highwater=7))
+    assert out.add("r1", chunk(1, [(0, 2.0), (1, 5.0)], highwater=7)) == []
     first = out.release()
     assert ids(first) == ["p0o0", "p1o0", "p0o1", "p1o1"]  # up to partition 1's watermark
-    assert out.done(first) == ["r1"]  # r0 still has a like held
-    assert not out.add("r2", chunk(1, [(2, 7.0)], highwater=7))
+    # r1 is through, but r0 (read before it) still has a like held: acks go in offset order.
+    assert out.done(first) == []
+    assert out.add("r2", chunk(1, [(2, 7.0)], highwater=7)) == []
     second = out.release()
     assert ids(second) == ["p0o2"]  # partition 0 is behind its high watermark: 7.0 waits
-    assert out.done(second) == ["r0"]
+    assert out.done(second) == ["r0", "r1"]
 
 
-def test_a_chunk_without_likes_moves_its_partition_on_and_is_done_at_once() -> None:
+def test_a_chunk_without_likes_moves_its_partition_on_and_is_acked_in_its_turn() -> None:
     out = feed()
-    assert not out.add("r0", chunk(0, [(0, 5.0)], highwater=9))
+    assert out.add("r0", chunk(0, [(0, 5.0)], highwater=9)) == []
     # Partition 1 had only unlikes up to 6.0 and is behind: partition 0 may go up to 6.0.
     empty = decode_chunk(encode_chunk(1, 4, 6.0, 10, encode_likes([])))
-    assert out.add("r1", empty)
-    assert ids(out.release()) == ["p0o0"]
+    assert out.add("r1", empty) == []  # nothing to wait for, but r0 before it is not done
+    released = out.release()
+    assert ids(released) == ["p0o0"]
+    assert out.done(released) == ["r0", "r1"]
+    lone = decode_chunk(encode_chunk(1, 5, 6.5, 10, encode_likes([])))
+    assert out.add("r2", lone) == ["r2"]  # nothing before it left: acked at once
 
 
 def test_silence_counts_only_outside_the_time_spent_in_the_stage() -> None:
@@ -104,4 +109,4 @@ def test_a_like_forwarded_twice_goes_through_twice_and_each_record_completes() -
     out.add("again", chunk(0, [(0, 1.0)], highwater=1))
     released = out.release()
     assert ids(released) == ["p0o0", "p0o0"]
-    assert sorted(out.done(released)) == ["again", "first"]
+    assert out.done(released) == ["first", "again"]
