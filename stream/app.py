@@ -215,6 +215,12 @@ class BatchLane:
 #: How often the merge is looked at when no records arrive (a partition may have gone idle).
 MERGE_TICK_SECONDS = 0.05
 
+#: How often a worker tells the swarm stage how far each of its partitions has got, besides
+#: the likes it forwards; the stage trusts a partition's "caught up" for
+#: ``SWARM_CAUGHT_UP_SECONDS`` after the last word from it (its worker may have died since).
+SWARM_PROGRESS_SECONDS = 0.5
+SWARM_CAUGHT_UP_SECONDS = 2.0
+
 
 class MergeFeed:
     """Puts the records an agent takes through an :class:`~stream.merge.EventTimeMerge` and
@@ -398,6 +404,10 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
     swarm_topic = app.topic(settings.swarm_stage_topic, partitions=1, **RAW_TOPIC)
     detection = Detection(settings, metrics)
     swarm_runner = SwarmRunner(settings, metrics)
+    swarm_on = SwarmStage.enabled(load_config(settings.config or None))
+    # Per partition of the likes topic this worker holds: the offset after the last record
+    # whose batch is done (what the progress reports to the swarm stage say).
+    processed: dict[int, int] = {}
 
     async def finish(batch: TakenBatch, stream: faust.Stream, forward: bool) -> None:
         """Detection, dead letters, alerts and the likes for the swarm stage, then the acks:
@@ -407,8 +417,8 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
         )
         done = await detection.process(batch.values, places) if batch.values else ChildResult()
         pending = batch.sent
+        ends: dict[int, int] = {}
         if done.forward:
-            ends: dict[int, int] = {}
             for record in batch.records:
                 message = record.message
                 ends[message.partition] = max(ends.get(message.partition, 0), message.offset + 1)
@@ -435,7 +445,21 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
         await asyncio.gather(*pending)
         for record in batch.records:
             await stream.ack(record)
+        for partition, end in ends.items():
+            processed[partition] = max(processed.get(partition, 0), end)
         metrics.observe_batch(done.result, len(batch.records), batch.taken_at)
+
+    async def report_progress() -> None:
+        """Tell the swarm stage, now and then, how far each of this worker's partitions has
+        got, so one with nothing new still counts as caught up there (and one whose worker
+        died stops counting so: its reports end)."""
+        while True:
+            await asyncio.sleep(SWARM_PROGRESS_SECONDS)
+            for partition in sorted(assigned(settings.likes_topic) or ()):
+                if partition in processed:
+                    edge = highwater(settings.likes_topic, partition)
+                    progress = encode_chunk(partition, processed[partition], None, edge, b"[]")
+                    await swarm_topic.send(value=progress)
 
     feeds: dict[str, MergeFeed] = {}
     metrics.watch_merge(lambda: sum(feed.merge.held for feed in feeds.values()))
@@ -460,7 +484,7 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
         # them; on a noack() stream nothing else acks them either: finish() does.
         # faust types noack() as StreamT, which lacks noack_take; it returns a Stream.
         manual = cast(faust.Stream, stream.noack())
-        forward = topic == settings.likes_topic
+        forward = swarm_on and topic == settings.likes_topic
         lane = BatchLane(lambda batch: finish(batch, manual, forward))
         feed = feeds[topic] = MergeFeed(
             EventTimeMerge(
@@ -475,6 +499,7 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
             metrics=metrics,
         )
         ticker = asyncio.create_task(feed.tick())
+        reporter = asyncio.create_task(report_progress()) if forward else None
         try:
             async for records in manual.noack_take(
                 settings.batch_size, within=settings.batch_timeout_seconds
@@ -485,9 +510,11 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
                 await feed.pump()
             await lane.wait()
         finally:
-            ticker.cancel()
-            with suppress(asyncio.CancelledError, Exception):
-                await ticker
+            for task in (ticker, reporter):
+                if task is not None:
+                    task.cancel()
+                    with suppress(asyncio.CancelledError, Exception):
+                        await task
             await lane.cancel()
 
     # faust types agents with StreamT; the runtime object is a Stream.
@@ -537,9 +564,10 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
         manual = cast(faust.Stream, stream.noack())
         feed = SwarmFeed[EventT](
             EventTimeMerge(
-                idle_seconds=settings.merge_idle_seconds,
-                behind_idle_seconds=settings.merge_behind_idle_seconds,
+                idle_seconds=settings.swarm_stage_wait_seconds,
+                behind_idle_seconds=settings.swarm_stage_wait_seconds,
                 max_held=settings.merge_max_held,
+                caught_up_seconds=SWARM_CAUGHT_UP_SECONDS,
             ),
             settings.partitions,
             settings.batch_size,
@@ -576,6 +604,9 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
     async def drop_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
         for topic, feed in feeds.items():
             feed.revoke(tp.partition for tp in revoked if tp.topic == topic)
+        for tp in revoked:
+            if tp.topic == settings.likes_topic:
+                processed.pop(tp.partition, None)  # its new owner reports it
         if any(tp.topic == settings.swarm_stage_topic for tp in revoked):
             # Not acked, so the stage's next owner (maybe this worker) reads them again.
             for swarm_feed in swarm_feeds:

@@ -60,6 +60,12 @@ class Settings:
     #: Records the merge may hold; beyond it the oldest go on regardless of the watermark
     #: (``likeguard_merge_forced_releases_total``), so a backlog cannot grow memory unbounded.
     merge_max_held: int = 10_000
+    #: How long the swarm stage (stream/swarm_stage.py) waits for a source partition that
+    #: has not said it is caught up and has forwarded nothing for that long (or nothing since
+    #: the stage started). Longer than the session timeout: when a worker dies, its
+    #: partitions' likes come again only once the group has moved them, and going on without
+    #: them would take the other workers' likes out of event-time order.
+    swarm_stage_wait_seconds: float = 15.0
     #: Detection settings file (see detectors/defaults.toml); empty for the defaults.
     config: str = ""
 

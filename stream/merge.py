@@ -87,6 +87,8 @@ class _Partition:
     highwater: int | None = None
     #: When the partition last delivered a record, had its high watermark rise, or was assigned.
     active_at: float = 0.0
+    #: When the high watermark was last observed (as of when it was true, see ``as_of``).
+    highwater_at: float = 0.0
 
 
 class EventTimeMerge(Generic[T]):
@@ -104,6 +106,11 @@ class EventTimeMerge(Generic[T]):
     max_held
         When more records than this are held, the oldest are released regardless of the
         watermark (counted in :attr:`forced`).
+    caught_up_seconds
+        When given, a caught-up partition holds nothing back only this long after its high
+        watermark was observed (``as_of``); after that it counts as silent. For a merge fed
+        second-hand (the swarm stage), where "caught up" is what a worker reported, the
+        report may have waited in a topic, and the worker may have died since.
 
     Examples
     --------
@@ -134,7 +141,12 @@ class EventTimeMerge(Generic[T]):
     """
 
     def __init__(
-        self, *, idle_seconds: float, max_held: int, behind_idle_seconds: float | None = None
+        self,
+        *,
+        idle_seconds: float,
+        max_held: int,
+        behind_idle_seconds: float | None = None,
+        caught_up_seconds: float | None = None,
     ) -> None:
         if max_held < 1:
             raise ValueError("max_held must be at least 1")
@@ -143,6 +155,7 @@ class EventTimeMerge(Generic[T]):
             10 * idle_seconds if behind_idle_seconds is None else behind_idle_seconds
         )
         self.max_held = max_held
+        self.caught_up_seconds = caught_up_seconds
         self._partitions: dict[int, _Partition] = {}
         # (ts, partition, offset, sequence, item); the sequence keeps items from being compared.
         self._heap: list[tuple[float, int, int, int, T]] = []
@@ -201,8 +214,11 @@ class EventTimeMerge(Generic[T]):
         self.dropped += dropped
         return dropped
 
-    def observe_highwater(self, partition: int, highwater: int | None, now: float) -> None:
-        """The broker's high watermark of ``partition`` (offset after its last record).
+    def observe_highwater(
+        self, partition: int, highwater: int | None, now: float, as_of: float | None = None
+    ) -> None:
+        """The broker's high watermark of ``partition`` (offset after its last record), as it
+        was at ``as_of`` (default ``now``; earlier for a report that took time to arrive).
 
         A rise means new records are on their way: the partition counts as active again.
         """
@@ -212,6 +228,7 @@ class EventTimeMerge(Generic[T]):
         if state.highwater is None or highwater > state.highwater:
             state.active_at = max(state.active_at, now)
         state.highwater = highwater
+        state.highwater_at = max(state.highwater_at, now if as_of is None else as_of)
 
     def idle(self, partition: int, now: float) -> bool:
         """Whether ``partition`` is caught up or silent, so it holds nothing back.
@@ -235,11 +252,17 @@ class EventTimeMerge(Generic[T]):
         True
         """
         state = self._partitions[partition]
+        silent = now - state.active_at
         if state.highwater is not None and state.next_offset is not None:
             if state.next_offset >= state.highwater:
-                return True
-            return now - state.active_at >= self.behind_idle_seconds
-        return now - state.active_at >= self.idle_seconds
+                if self.caught_up_seconds is None:
+                    return True
+                if now - state.highwater_at < self.caught_up_seconds:
+                    return True
+                # Caught up as of a report too old to trust: its source may be gone since.
+                return silent >= self.idle_seconds
+            return silent >= self.behind_idle_seconds
+        return silent >= self.idle_seconds
 
     # ------------------------------------------------------------------ records
 

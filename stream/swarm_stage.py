@@ -21,6 +21,7 @@ the same alert ids (``detectors/swarm.py``), so nothing is lost or counted twice
 The wire format (JSON; internal, not part of DESIGN.md's contract)::
 
     {"partition": 2, "next_offset": 1041, "newest": 1793491260.5, "highwater": 5000,
+     "sent_at": 1793491262.1,
      "likes": [[offset, ts, event_id, actor_id, post_id, author_id, dwell_ms], ...]}
 """
 
@@ -73,6 +74,8 @@ class Chunk(msgspec.Struct, frozen=True):
     newest: float | None
     #: The broker's high watermark of the partition as the forwarding worker last saw it.
     highwater: int | None
+    #: Wall-clock time (unix seconds) the worker sent the record: how old ``highwater`` is.
+    sent_at: float
     likes: list[ForwardedLike]
 
 
@@ -81,6 +84,7 @@ class _ChunkOut(msgspec.Struct):
     next_offset: int
     newest: float | None
     highwater: int | None
+    sent_at: float
     likes: msgspec.Raw
 
 
@@ -108,14 +112,19 @@ def encode_chunk(
     newest: float | None,
     highwater: int | None,
     likes: bytes,
+    sent_at: float | None = None,
 ) -> bytes:
-    """A forwarded record; ``likes`` comes from :func:`encode_likes`.
+    """A forwarded record; ``likes`` comes from :func:`encode_likes`, ``sent_at`` defaults
+    to now.
 
-    >>> raw = encode_chunk(2, 8, 10.5, 9, encode_likes([]))
+    >>> raw = encode_chunk(2, 8, 10.5, 9, encode_likes([]), sent_at=100.0)
     >>> decode_chunk(raw)
-    Chunk(partition=2, next_offset=8, newest=10.5, highwater=9, likes=[])
+    Chunk(partition=2, next_offset=8, newest=10.5, highwater=9, sent_at=100.0, likes=[])
     """
-    return _encoder.encode(_ChunkOut(partition, next_offset, newest, highwater, msgspec.Raw(likes)))
+    sent = time.time() if sent_at is None else sent_at
+    return _encoder.encode(
+        _ChunkOut(partition, next_offset, newest, highwater, sent, msgspec.Raw(likes))
+    )
 
 
 def decode_chunk(raw: bytes) -> Chunk:
@@ -158,6 +167,8 @@ class SwarmFeed(Generic[R]):
         At most this many likes per release.
     clock
         Seconds, any monotonic origin; time spent in :meth:`waiting` does not count.
+    wall_clock
+        Unix seconds, to tell how old a record's high watermark is (its ``sent_at``).
 
     Examples
     --------
@@ -184,8 +195,10 @@ class SwarmFeed(Generic[R]):
         partitions: int,
         batch_size: int,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.merge = merge
+        self._wall_clock = wall_clock
         self.partitions = partitions
         self.batch_size = batch_size
         self._clock = clock
@@ -215,7 +228,10 @@ class SwarmFeed(Generic[R]):
         for like in chunk.likes:
             self.merge.add(chunk.partition, like.offset, like.ts, (forwarded, like.event()), now)
         self.merge.advance(chunk.partition, chunk.next_offset, chunk.newest, now)
-        self.merge.observe_highwater(chunk.partition, chunk.highwater, now)
+        # A record read back after a rebalance, or one that waited in the topic, tells where
+        # the partition stood when it was sent, not now.
+        age = max(0.0, self._wall_clock() - chunk.sent_at)
+        self.merge.observe_highwater(chunk.partition, chunk.highwater, now, as_of=now - age)
         return self._ackable()
 
     def release(self) -> list[Released[R]]:

@@ -110,3 +110,25 @@ def test_a_like_forwarded_twice_goes_through_twice_and_each_record_completes() -
     released = out.release()
     assert ids(released) == ["p0o0", "p0o0"]
     assert out.done(released) == ["first", "again"]
+
+
+def test_a_caught_up_report_counts_only_while_it_is_fresh() -> None:
+    # A worker reported its partition caught up, then died (or the report is read back after
+    # a rebalance): past caught_up_seconds, the partition holds the others back again.
+    clock, wall = Clock(), Clock()
+    wall.now = 1000.0
+    merge = EventTimeMerge[object](idle_seconds=30.0, max_held=1000, caught_up_seconds=2.0)
+    out = SwarmFeed[str](merge, 2, 100, clock=clock, wall_clock=wall)  # type: ignore[arg-type]
+    out.add("r0", chunk(0, [(0, 5.0)], highwater=9))
+    caught_up = encode_chunk(1, 4, 3.0, 4, encode_likes([]), sent_at=1000.0)
+    out.add("r1", decode_chunk(caught_up))
+    assert ids(out.release()) == ["p0o0"]
+    out.add("r2", chunk(0, [(1, 6.0)], highwater=9))
+    clock.now, wall.now = 2.5, 1002.5
+    assert ids(out.release()) == []  # the report is 2.5 s old
+    stale = encode_chunk(1, 4, 3.0, 4, encode_likes([]), sent_at=990.0)  # read back late
+    out.add("r3", decode_chunk(stale))
+    assert ids(out.release()) == []
+    fresh = encode_chunk(1, 4, 3.0, 4, encode_likes([]), sent_at=1002.4)
+    out.add("r4", decode_chunk(fresh))
+    assert ids(out.release()) == ["p0o1"]
