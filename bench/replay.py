@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bench.stack import BenchError, BenchStack, Names
 from bench.stats import rate
+from schemas.records import LikeEvent
 from stream.capture import Placed, read_capture
 
 Progress = Callable[[str], None]
@@ -23,13 +24,14 @@ SUMMARY = re.compile(r"replayed ([\d,]+) events from \d+ file\(s\) in ([\d.]+) s
 
 
 def likes_in(capture: Path) -> int:
-    """Like events (not unlikes) in ``capture``: what a worker's swarm stage takes through.
-
-    Counted by the type field as producers write it (valid records only matter here).
-    """
-    opener = gzip.open if capture.suffix == ".gz" else open
-    with opener(capture, "rb") as handle:
-        return sum(1 for line in handle if b'"type": "like"' in line or b'"type":"like"' in line)
+    """Valid like events (not unlikes) in ``capture``: what a worker's swarm stage takes."""
+    return sum(
+        1
+        for item in read_capture(capture)
+        if isinstance(item, Placed)
+        and isinstance(item.event, LikeEvent)
+        and item.event.type == "like"
+    )
 
 
 def head_of(capture: Path, events: int | None, out: Path) -> tuple[Path, int]:

@@ -45,7 +45,9 @@ searches, reports) before the next one, and nothing in it depends on where a bat
 the same likes in the same order give the same alerts, with the same ids, whether they come
 one at a time (a quiet live worker), in the live worker's batches or in one replay batch
 (``tests/integration/detectors/test_swarm_batching.py``). Different orders (partitions that
-advance at different event-time speeds) can still give different findings.
+advance at different event-time speeds) can still give different findings, so a live worker
+does not run this detector itself: it forwards its likes to one swarm stage that takes every
+worker's likes in replay's order (``stream/swarm_stage.py``, :meth:`SwarmDetector.judge`).
 
 Redelivery: a like of a post its actor already liked adds no evidence, so a batch seen again
 (after a crash) changes nothing, and the script re-reports the groups each redelivered like

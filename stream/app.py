@@ -20,7 +20,9 @@ per-record work runs on the event loop, on one core, while the child process
 order, one batch at a time.
 
 No ``group_by``: every worker sees the same Redis, so cross-account state needs no
-repartitioning.
+repartitioning. The exception is swarm detection, whose findings depend on the order of likes
+across workers: each worker forwards its batches' likes to one swarm stage, the agent on a
+one-partition internal topic (:mod:`stream.swarm_stage`), which takes them in replay's order.
 """
 
 from __future__ import annotations
@@ -409,6 +411,12 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
     # whose batch is done (what the progress reports to the swarm stage say).
     processed: dict[int, int] = {}
 
+    async def publish(alert: Alert) -> Awaitable[Any]:
+        """Hand ``alert`` to the producer; await the result for the broker's acknowledgement."""
+        return await alerts_topic.send(
+            key=alert.subject_id.encode("utf-8"), value=alert.to_json().encode("utf-8")
+        )
+
     async def finish(batch: TakenBatch, stream: faust.Stream, forward: bool) -> None:
         """Detection, dead letters, alerts and the likes for the swarm stage, then the acks:
         after the broker took them all."""
@@ -418,10 +426,9 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
         done = await detection.process(batch.values, places) if batch.values else ChildResult()
         pending = batch.sent
         ends: dict[int, int] = {}
-        if done.forward:
-            for record in batch.records:
-                message = record.message
-                ends[message.partition] = max(ends.get(message.partition, 0), message.offset + 1)
+        if done.forward and places is not None:
+            for partition, offset in places:
+                ends[partition] = max(ends.get(partition, 0), offset + 1)
             for partition, (newest, likes) in done.forward.items():
                 chunk = encode_chunk(
                     partition,
@@ -437,11 +444,7 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
             pending.append(await dead_letter_topic.send(key=key, value=value))
             metrics.dead_letters.inc()
         for alert in done.result.alerts:
-            pending.append(
-                await alerts_topic.send(
-                    key=alert.subject_id.encode("utf-8"), value=alert.to_json().encode("utf-8")
-                )
-            )
+            pending.append(await publish(alert))
         await asyncio.gather(*pending)
         for record in batch.records:
             await stream.ack(record)
@@ -538,13 +541,7 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
                 return False
             started = time.monotonic()
             alerts = await swarm_runner.process([like for _, like in released])
-            sent = [
-                await alerts_topic.send(
-                    key=alert.subject_id.encode("utf-8"), value=alert.to_json().encode("utf-8")
-                )
-                for alert in alerts
-            ]
-            await asyncio.gather(*sent)
+            await asyncio.gather(*[await publish(alert) for alert in alerts])
             for record in feed.done(released):
                 await stream.ack(record)
             feed.waiting(time.monotonic() - started)

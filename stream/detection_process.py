@@ -4,8 +4,9 @@ In one process, Faust's event loop (about 150 µs of Python per record) and the 
 thread take turns on the interpreter lock, and every Redis reply waits for it (up to the
 5 ms switch interval): the worker ran at two thirds of a bare Faust agent while both of the
 machine's cores had room. Here the parent only moves records; a child process decodes and
-validates each batch's raw values, runs the :class:`~detectors.pipeline.Pipeline`, and
-returns the result, the rejects (the parent turns them into dead letters, it has the record
+validates each batch's raw values, runs the :class:`~detectors.pipeline.Pipeline` (every
+detector but swarm, which the swarm stage runs), and returns the result, the likes to
+forward to that stage, the rejects (the parent turns them into dead letters, it has the record
 metadata) and its Redis call timings (the parent owns the Prometheus registry).
 
 The functions below run in the child; :class:`DetectionProcess` is the parent's handle. One

@@ -277,11 +277,7 @@ class EventTimeMerge(Generic[T]):
         ``ts`` is ``None`` for a record whose event time cannot be read; it is released at the
         next :meth:`release`. A partition not assigned yet is assigned by its first record.
         """
-        state = self._partitions.get(partition)
-        if state is None:
-            state = self._partitions[partition] = _Partition()
-        state.active_at = max(state.active_at, now)
-        state.next_offset = max(offset + 1, state.next_offset or 0)
+        state = self._delivered(partition, offset + 1, now)
         if ts is None:
             self._undated.append((partition, item))
             return
@@ -305,13 +301,18 @@ class EventTimeMerge(Generic[T]):
         >>> merge.release(now=0.1)
         ['a']
         """
+        state = self._delivered(partition, next_offset, now)
+        if ts is not None and (state.watermark is None or ts > state.watermark):
+            state.watermark = ts
+
+    def _delivered(self, partition: int, next_offset: int, now: float) -> _Partition:
+        # A partition not assigned yet is assigned by what it delivers.
         state = self._partitions.get(partition)
         if state is None:
             state = self._partitions[partition] = _Partition()
         state.active_at = max(state.active_at, now)
         state.next_offset = max(next_offset, state.next_offset or 0)
-        if ts is not None and (state.watermark is None or ts > state.watermark):
-            state.watermark = ts
+        return state
 
     def watermark(self, now: float) -> float | None:
         """Event time up to which every held record may go: the smallest watermark of the
