@@ -466,6 +466,18 @@ def table_rows(results: dict[str, Any], plan: Plan) -> list[Row]:
             else "",
         ),
         Row(
+            "latency: p99 of the slowest detector",
+            max((p99 for _, _, p99 in lat.by_detector.values()), default=None) if lat else None,
+            "s",
+            note="p50 / p99 (alerts): "
+            + ", ".join(
+                f"{name} {p50:.2f} / {p99:.2f} s ({count})"
+                for name, (count, p50, p99) in lat.by_detector.items()
+            )
+            if lat
+            else "",
+        ),
+        Row(
             "latency (stress): event to alert p50",
             wall.p50_seconds if wall else None,
             "s",

@@ -108,6 +108,8 @@ class LatencyResult:
     batch_lag_p50_seconds: float | None
     batch_lag_p99_seconds: float | None
     latencies: list[float] = field(default_factory=list)
+    #: Per detector: alerts, p50 and p99 of the published latency (where the tail comes from).
+    by_detector: dict[str, tuple[int, float, float]] = field(default_factory=dict)
     worker_figures: dict[str, Any] = field(default_factory=dict)
 
 
@@ -364,6 +366,7 @@ def measure_latency(
     records = reader.records if reader is not None else []
     published: list[float] = []
     received: list[float] = []
+    per_detector: dict[str, list[float]] = {}
     unmatched = 0
     for ts, at, alert in records:
         origin = sent_at.get(trigger_key(alert["event_time"]))
@@ -372,6 +375,7 @@ def measure_latency(
             continue
         published.append(ts - origin)
         received.append(at - origin)
+        per_detector.setdefault(str(alert.get("detector")), []).append(ts - origin)
 
     def pct(values: list[float], q: float) -> float | None:
         return percentile(values, q) if values else None
@@ -393,5 +397,9 @@ def measure_latency(
         batch_lag_p50_seconds=pct(sampler.lags, 50),
         batch_lag_p99_seconds=pct(sampler.lags, 99),
         latencies=sorted(published),
+        by_detector={
+            name: (len(values), percentile(values, 50), percentile(values, 99))
+            for name, values in sorted(per_detector.items())
+        },
         worker_figures=figures,
     )

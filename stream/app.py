@@ -254,12 +254,10 @@ class MergeFeed:
         self.batch_size = batch_size
         self._partitions = partitions
         self._highwater = highwater
-        self._metrics = metrics
         self._clock = clock
         self._waited = 0.0
         self._lock = asyncio.Lock()
-        self._forced = 0
-        self._late = 0
+        self._counts = None if metrics is None else MergeCounts(metrics)
 
     def now(self) -> float:
         """The merge's clock: monotonic time minus the time spent waiting for the lane."""
@@ -307,14 +305,27 @@ class MergeFeed:
                 await self.pump()
 
     def _count(self) -> None:
-        if self._metrics is None:
-            return
-        if self.merge.forced > self._forced:
-            self._metrics.merge_forced.inc(self.merge.forced - self._forced)
-            self._forced = self.merge.forced
-        if self.merge.late > self._late:
-            self._metrics.merge_late.inc(self.merge.late - self._late)
-            self._late = self.merge.late
+        if self._counts is not None:
+            self._counts.observe(self.merge)
+
+
+class MergeCounts:
+    """Moves a merge's ``forced`` and ``late`` tallies into the Prometheus counters."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self.forced = 0
+        self.late = 0
+
+    def observe(self, merge: EventTimeMerge[Any]) -> int:
+        """Count what ``merge`` tallied since the last call; returns the new forced releases."""
+        forced = merge.forced - self.forced
+        if forced > 0:
+            self._metrics.merge_forced.inc(forced)
+        if merge.late > self.late:
+            self._metrics.merge_late.inc(merge.late - self.late)
+        self.forced, self.late = merge.forced, merge.late
+        return max(0, forced)
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
@@ -386,6 +397,12 @@ def new_faust_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
+        # Faust would otherwise hold a rebalance until every record taken is acked, and the
+        # swarm stage holds records until a dead worker's partitions have moved, i.e. until
+        # the rebalance is over: a deadlock broken only by the stage's wait running out (and
+        # the stage then going on out of event-time order). Nothing needs the wait: what is
+        # not acked is read again by the partition's next owner, and that is a no-op.
+        stream_wait_empty=False,
     )
     # Before anything creates the default transport (declaring a topic would).
     app.transport = KafkaTransport(
@@ -459,9 +476,10 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
         while True:
             await asyncio.sleep(SWARM_PROGRESS_SECONDS)
             for partition in sorted(assigned(settings.likes_topic) or ()):
-                if partition in processed:
-                    edge = highwater(settings.likes_topic, partition)
-                    progress = encode_chunk(partition, processed[partition], None, edge, b"[]")
+                done = processed.get(partition, committed(settings.likes_topic, partition))
+                edge = highwater(settings.likes_topic, partition)
+                if edge is not None:
+                    progress = encode_chunk(partition, done, None, edge, b"[]")
                     await swarm_topic.send(value=progress)
 
     feeds: dict[str, MergeFeed] = {}
@@ -480,6 +498,12 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
             return cast("int | None", app.consumer.highwater(TP(topic, partition)))
         except Exception:  # not assigned (any more), or the consumer is not running
             return None
+
+    def committed(topic: str, partition: int) -> int:
+        # Where this worker started on the partition, or 0: everything before it was done by
+        # someone. Faust keeps it from the seek at assignment (a defaultdict: .get, not []).
+        offsets = getattr(app.consumer, "_committed_offset", {})
+        return cast("int | None", offsets.get(TP(topic, partition))) or 0
 
     async def drive(stream: faust.Stream, topic: str) -> None:
         # take_events() would ack a batch as soon as the agent asks for the next one, i.e.
@@ -532,11 +556,20 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
     swarm_feeds: list[SwarmFeed[EventT]] = []
     metrics.watch_merge(lambda: sum(feed.merge.held for feed in swarm_feeds))
     swarm_lock = asyncio.Lock()
+    swarm_counts = MergeCounts(metrics)
 
     async def swarm_pump(feed: SwarmFeed[EventT], stream: faust.Stream) -> bool:
         """One batch of released likes through the stage; False when none was released."""
         async with swarm_lock:
             released = feed.release()
+            forced = swarm_counts.observe(feed.merge)
+            if forced:
+                log.warning(
+                    "swarm stage: holds more than %d likes (LIKEGUARD_SWARM_STAGE_MAX_HELD);"
+                    " %d went on out of event-time order",
+                    feed.merge.max_held,
+                    forced,
+                )
             if not released:
                 return False
             started = time.monotonic()
@@ -563,7 +596,7 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
             EventTimeMerge(
                 idle_seconds=settings.swarm_stage_wait_seconds,
                 behind_idle_seconds=settings.swarm_stage_wait_seconds,
-                max_held=settings.merge_max_held,
+                max_held=settings.swarm_stage_max_held,
                 caught_up_seconds=SWARM_CAUGHT_UP_SECONDS,
             ),
             settings.partitions,

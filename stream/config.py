@@ -62,10 +62,15 @@ class Settings:
     merge_max_held: int = 10_000
     #: How long the swarm stage (stream/swarm_stage.py) waits for a source partition that
     #: has not said it is caught up and has forwarded nothing for that long (or nothing since
-    #: the stage started). Longer than the session timeout: when a worker dies, its
-    #: partitions' likes come again only once the group has moved them, and going on without
-    #: them would take the other workers' likes out of event-time order.
-    swarm_stage_wait_seconds: float = 15.0
+    #: the stage started). Well beyond the session timeout: when a worker dies, its
+    #: partitions' likes come again only once the group has noticed (the session timeout),
+    #: rebalanced and the new owner has read them, and going on without them takes the other
+    #: workers' likes out of event-time order (a loaded two-worker run took 16 s). Only a
+    #: dead or stuck worker makes the stage wait: live workers report every 0.5 s.
+    swarm_stage_wait_seconds: float = 60.0
+    #: Likes the swarm stage may hold while it waits (about 600 bytes each); beyond it the
+    #: oldest go on out of event-time order. Enough for the wait at 1,500 likes/s.
+    swarm_stage_max_held: int = 100_000
     #: Detection settings file (see detectors/defaults.toml); empty for the defaults.
     config: str = ""
 
