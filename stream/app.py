@@ -32,7 +32,7 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -43,7 +43,6 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, EventT
 
 from detectors.config import load_config
-from detectors.state import RedisState, StateError
 from detectors.swarm_stage import SwarmStage
 from schemas.records import Alert, LikeEvent
 from schemas.validate import InvalidEvent
@@ -131,37 +130,38 @@ class Detection:
 
 
 class SwarmRunner:
-    """Runs the swarm stage's batches (:class:`~detectors.swarm_stage.SwarmStage`) in a
-    thread of this process, retrying while Redis is down: its Lua call is Redis's work, so
-    Faust's event loop only waits, and the detection child is not held up meanwhile."""
+    """Runs the swarm stage's batches (:class:`~detectors.swarm_stage.SwarmStage`) in a child
+    process of its own (started when this worker first gets the stage), retrying while Redis
+    is down; the event loop and the detection child go on meanwhile."""
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self._stage: SwarmStage | None = None
-
-    def _run(self, likes: Sequence[LikeEvent]) -> list[Alert]:
-        if self._stage is None:
-            state = RedisState.from_url(
-                self.settings.redis_url, self.settings.namespace, self.metrics.observe_redis
-            )
-            self._stage = SwarmStage(state, load_config(self.settings.config or None))
-        return self._stage.process(likes)
+        self._child: DetectionProcess | None = None
 
     async def process(self, likes: Sequence[LikeEvent]) -> list[Alert]:
         delay = RETRY_FIRST_SECONDS
+        if self._child is None:
+            self._child = DetectionProcess(self.settings)
         while True:
-            try:
-                return await asyncio.to_thread(self._run, likes)
-            except StateError as err:
-                log.error(
-                    "swarm stage: %d likes not processed, retrying in %.1f s: %s",
-                    len(likes),
-                    delay,
-                    err,
-                )
+            done = await self._child.run_stage(likes)
+            for operation, seconds, failed in done.timings:
+                self.metrics.observe_redis(operation, seconds, failed)
+            if done.state_error is None:
+                return done.alerts
+            log.error(
+                "swarm stage: %d likes not processed, retrying in %.1f s: %s",
+                len(likes),
+                delay,
+                done.state_error,
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_SECONDS)
+
+    async def close(self) -> None:
+        if self._child is not None:
+            child, self._child = self._child, None
+            await child.close()
 
 
 @dataclass(slots=True)
@@ -222,6 +222,11 @@ MERGE_TICK_SECONDS = 0.05
 #: ``SWARM_CAUGHT_UP_SECONDS`` after the last word from it (its worker may have died since).
 SWARM_PROGRESS_SECONDS = 0.5
 SWARM_CAUGHT_UP_SECONDS = 2.0
+#: How long the swarm stage's take waits for more forwarded records. Faust's take waits this
+#: long from the moment it starts, not from the first record, and a worker forwards a handful
+#: of records per batch: a batch-sized window would put up to its length under every swarm
+#: alert.
+SWARM_TAKE_SECONDS = 0.01
 
 
 class MergeFeed:
@@ -326,6 +331,20 @@ class MergeCounts:
             self._metrics.merge_late.inc(merge.late - self.late)
         self.forced, self.late = merge.forced, merge.late
         return max(0, forced)
+
+
+def batch_floor(forward: Mapping[int, tuple[float | None, bytes]]) -> float | None:
+    """The newest event time of a batch, which the swarm stage may take as every forwarded
+    partition's newest: the merge let the batch go in event-time order, so what the worker
+    forwards of these partitions later is no older (a late record aside, out of order in the
+    worker too), and the stage need not wait for their next batch to go up to it.
+
+    >>> batch_floor({0: (10.0, b"[]"), 1: (12.5, b"[]"), 2: (None, b"[]")})
+    12.5
+    >>> batch_floor({3: (None, b"[]")}) is None
+    True
+    """
+    return max((newest for newest, _ in forward.values() if newest is not None), default=None)
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
@@ -446,11 +465,12 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
         if done.forward and places is not None:
             for partition, offset in places:
                 ends[partition] = max(ends.get(partition, 0), offset + 1)
+            floor = batch_floor(done.forward)
             for partition, (newest, likes) in done.forward.items():
                 chunk = encode_chunk(
                     partition,
                     ends[partition],
-                    newest,
+                    newest if floor is None or (newest is not None and newest > floor) else floor,
                     highwater(settings.likes_topic, partition),
                     likes,
                 )
@@ -605,9 +625,7 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
         swarm_feeds[:] = [feed]
         ticker = asyncio.create_task(swarm_tick(feed, manual))
         try:
-            async for records in manual.noack_take(
-                settings.batch_size, within=settings.batch_timeout_seconds
-            ):
+            async for records in manual.noack_take(settings.batch_size, within=SWARM_TAKE_SECONDS):
                 if ticker.done():  # a batch the ticker ran failed: crash, as without it
                     ticker.result()
                 for record in records:
@@ -645,6 +663,7 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def checkpoint_models(sender: Any, **_: Any) -> None:
         await detection.close()
+        await swarm_runner.close()
 
     app.detection = detection  # type: ignore[attr-defined]
     return app

@@ -38,9 +38,11 @@ class Settings:
     #: after the worker asked for it, whichever comes first. Under load batches fill up (the
     #: records wait in Faust's buffer while the previous batch is in the pipeline), so the
     #: per-batch cost is shared by many events; when traffic is light the timeout bounds how
-    #: long a record waits for its batch.
+    #: long a record waits for its batch (up to all of it: Faust counts from when it asked,
+    #: not from the first record). 0.1 s took ~0.07 s off the median alert latency at half
+    #: the worker's maximum rate; a full batch under load comes sooner anyway.
     batch_size: int = 1000
-    batch_timeout_seconds: float = 0.2
+    batch_timeout_seconds: float = 0.1
     #: How long the broker may hold a fetch request open waiting for records (Kafka's
     #: ``fetch.max.wait.ms``). Faust hard-codes 1.5 s, and some brokers (Tansu) hold a fetch
     #: that long even while records arrive, which puts ~1 s under every alert's latency. A

@@ -1,4 +1,5 @@
-"""The worker's detection, in a child process: Faust and the pipeline stop sharing one GIL.
+"""The worker's detection (and its swarm stage), in child processes: Faust and the pipeline
+stop sharing one GIL.
 
 In one process, Faust's event loop (about 150 µs of Python per record) and the pipeline
 thread take turns on the interpreter lock, and every Redis reply waits for it (up to the
@@ -9,8 +10,14 @@ detector but swarm, which the swarm stage runs), and returns the result, the lik
 forward to that stage, the rejects (the parent turns them into dead letters, it has the record
 metadata) and its Redis call timings (the parent owns the Prometheus registry).
 
-The functions below run in the child; :class:`DetectionProcess` is the parent's handle. One
-batch at a time: the caller (``stream.app.Detection``) serialises, as before.
+The worker that holds the swarm stage runs it in a second child of the same kind
+(:func:`run_stage`): the stage's Python (the swarm search between its Redis calls, about
+100 µs per like) took the interpreter lock from the event loop too, and every record the
+worker moved, forwarded likes included, waited for it.
+
+The functions below run in a child; :class:`DetectionProcess` is the parent's handle. One
+batch at a time per child: the callers (``stream.app.Detection``, ``stream.app.SwarmRunner``)
+serialise.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from detectors.pipeline import BatchResult, Pipeline, default_detectors
 from detectors.state import RedisState, StateError
 from detectors.swarm import SwarmDetector
 from detectors.swarm_stage import SwarmStage
-from schemas.records import Event, LikeEvent
+from schemas.records import Alert, Event, LikeEvent
 from schemas.validate import InvalidEvent, parse_event
 from stream.config import Settings
 from stream.swarm_stage import encode_likes
@@ -67,10 +74,21 @@ class ChildResult:
     forward: dict[int, tuple[float | None, bytes]] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class StageResult:
+    """What the swarm stage's child sends back for one released batch of likes."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    timings: list[Timing] = field(default_factory=list)
+    #: Set when Redis failed: the likes were not processed and must be retried.
+    state_error: str | None = None
+
+
 # ------------------------------------------------------------------------------ the child
 
 _settings: Settings | None = None
 _pipeline: Pipeline | None = None
+_stage: SwarmStage | None = None
 _timings: list[Timing] = []
 
 
@@ -147,6 +165,23 @@ def run_batch(values: Sequence[bytes], places: Sequence[tuple[int, int]] | None)
     return out
 
 
+def run_stage(likes: Sequence[LikeEvent]) -> StageResult:
+    """Swarm detection and the alert gate for likes the swarm stage released (in its child)."""
+    global _stage
+    _timings.clear()
+    out = StageResult()
+    try:
+        if _stage is None:
+            assert _settings is not None, "child not initialised"
+            state = RedisState.from_url(_settings.redis_url, _settings.namespace, _record)
+            _stage = SwarmStage(state, load_config(_settings.config or None))
+        out.alerts = _stage.process(likes)
+    except StateError as err:
+        out.state_error = str(err)
+    out.timings = list(_timings)
+    return out
+
+
 def forwarded(
     events: Sequence[Event], rejected: Sequence[Rejected], places: Sequence[tuple[int, int]]
 ) -> dict[int, tuple[float | None, bytes]]:
@@ -185,7 +220,8 @@ def close_pipeline() -> str | None:
 
 
 class DetectionProcess:
-    """The parent's handle on the child: one process, started on first use.
+    """The parent's handle on a child: one process, started on first use (the worker has
+    one for detection and, while it holds the swarm stage, one for the stage).
 
     ``spawn``, not ``fork``: the parent runs an event loop and aiokafka's threads, which a
     forked child must not inherit. A worker killed with its process group takes the child
@@ -206,6 +242,10 @@ class DetectionProcess:
     ) -> ChildResult:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, run_batch, list(values), places)
+
+    async def run_stage(self, likes: Sequence[LikeEvent]) -> StageResult:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, run_stage, list(likes))
 
     async def close(self) -> str | None:
         """Checkpoint in the child, then stop it."""

@@ -60,3 +60,21 @@ def test_the_child_exits_when_its_parent_is_killed() -> None:
         time.sleep(0.2)
     os.kill(child, 9)
     raise AssertionError("the detection process outlived its killed parent")
+
+
+def test_the_stage_child_reports_a_redis_failure_instead_of_raising() -> None:
+    from schemas.records import LikeEvent
+
+    async def scenario() -> tuple[str | None, list[object]]:
+        # Redis is unreachable: the stage's likes come back unprocessed, with no alerts, so
+        # the parent retries them.
+        child = DetectionProcess(Settings(redis_url="redis://127.0.0.1:1/0"))
+        try:
+            done = await child.run_stage([LikeEvent("e1", "like", "u1", "p1", "a1", 10.0)])
+        finally:
+            await child.close()
+        return done.state_error, list(done.alerts)
+
+    error, alerts = asyncio.run(scenario())
+    assert error is not None and "127.0.0.1:1" in error
+    assert alerts == []
