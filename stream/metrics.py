@@ -117,7 +117,8 @@ class Metrics:
         self.merge_forced = Counter(
             "likeguard_merge_forced_releases",
             "Records the event-time merge let go before the watermark allowed, because it held"
-            " too many (LIKEGUARD_MERGE_MAX_HELD).",
+            " too many (LIKEGUARD_MERGE_MAX_HELD; the swarm stage's:"
+            " LIKEGUARD_SWARM_STAGE_MAX_HELD).",
             registry=reg,
         )
         self.merge_late = Counter(

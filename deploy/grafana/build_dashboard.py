@@ -430,6 +430,58 @@ def build() -> dict:
         )
     )
 
+    # --- Event-time order: the workers' merges and the swarm stage -------------------------
+    add(lay.row("Event-time merge and swarm stage"))
+    add(
+        lay.place(
+            timeseries(
+                "Swarm stage likes/s",
+                "Likes through the swarm stage (stream/swarm_stage.py), redeliveries included. "
+                "Only the worker holding the stage's one partition counts; a gap while the "
+                "group moves it is expected after a worker dies.",
+                targets((rate("likeguard_swarm_stage_likes_total", by="instance"), "{{instance}}")),
+            ),
+            8,
+            8,
+        )
+    )
+    add(
+        lay.place(
+            timeseries(
+                "Swarm stage event-time lag",
+                "Wall clock minus the event time of the newest like through the stage, as of its "
+                "last batch. It waits for a source partition with no fresh word (a dead worker's) "
+                "up to LIKEGUARD_SWARM_STAGE_WAIT_SECONDS.",
+                targets(
+                    (
+                        f"likeguard_swarm_stage_event_time_lag_seconds{{{SEL}}} > 0",
+                        "{{instance}}",
+                    )
+                ),
+                unit="s",
+            ),
+            8,
+            8,
+        )
+    )
+    add(
+        lay.place(
+            timeseries(
+                "Merge: held records, forced and late/s",
+                "Records the event-time merges hold (worker merges and the swarm stage), and "
+                "records released out of event-time order: forced by the held cap, or late "
+                "(older than one already released). Both should stay at zero.",
+                targets(
+                    (f"sum(likeguard_merge_held_records{{{SEL}}})", "held"),
+                    (rate("likeguard_merge_forced_releases_total"), "forced/s"),
+                    (rate("likeguard_merge_late_records_total"), "late/s"),
+                ),
+            ),
+            8,
+            8,
+        )
+    )
+
     # --- Redis ---------------------------------------------------------------------------
     add(lay.row("Redis"))
     add(
