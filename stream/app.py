@@ -222,6 +222,9 @@ MERGE_TICK_SECONDS = 0.05
 #: ``SWARM_CAUGHT_UP_SECONDS`` after the last word from it (its worker may have died since).
 SWARM_PROGRESS_SECONDS = 0.5
 SWARM_CAUGHT_UP_SECONDS = 2.0
+#: How often the swarm stage asks the broker for the source partitions' high watermarks
+#: itself: a dead worker's last "caught up" must not outlive the records that came after it.
+SWARM_HIGHWATER_SECONDS = 0.25
 #: How long the swarm stage's take waits for more forwarded records. Faust's take waits this
 #: long from the moment it starts, not from the first record, and a worker forwards a handful
 #: of records per batch: a batch-sized window would put up to its length under every swarm
@@ -609,6 +612,19 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
                 while await swarm_pump(feed, stream):
                     pass
 
+    async def watch_source(feed: SwarmFeed[EventT]) -> None:
+        # ListOffsets for every source partition, assigned here or not.
+        tps = [TP(settings.likes_topic, partition) for partition in range(settings.partitions)]
+        while True:
+            await asyncio.sleep(SWARM_HIGHWATER_SECONDS)
+            asked_at = time.time()
+            try:
+                offsets = await app.consumer.highwaters(*tps)
+            except Exception as err:  # the broker or consumer is busy: the reports still count
+                log.debug("swarm stage: no high watermarks from the broker: %s", err)
+                continue
+            feed.observe_source({tp.partition: offset for tp, offset in offsets.items()}, asked_at)
+
     @app.agent(swarm_topic, name="likeguard.swarm")  # type: ignore[arg-type]
     async def swarm(stream: faust.Stream) -> None:
         manual = cast(faust.Stream, stream.noack())
@@ -624,6 +640,7 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
         )
         swarm_feeds[:] = [feed]
         ticker = asyncio.create_task(swarm_tick(feed, manual))
+        watcher = asyncio.create_task(watch_source(feed))
         try:
             async for records in manual.noack_take(settings.batch_size, within=SWARM_TAKE_SECONDS):
                 if ticker.done():  # a batch the ticker ran failed: crash, as without it
@@ -644,9 +661,10 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
                 while await swarm_pump(feed, manual):
                     pass
         finally:
-            ticker.cancel()
-            with suppress(asyncio.CancelledError, Exception):
-                await ticker
+            for task in (ticker, watcher):
+                task.cancel()
+                with suppress(asyncio.CancelledError, Exception):
+                    await task
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def drop_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:

@@ -220,10 +220,23 @@ class EventTimeMerge(Generic[T]):
         """The broker's high watermark of ``partition`` (offset after its last record), as it
         was at ``as_of`` (default ``now``; earlier for a report that took time to arrive).
 
-        A rise means new records are on their way: the partition counts as active again.
+        A rise means new records are on their way: the partition counts as active again. A
+        high watermark never falls, so a lower one is an older view (another source's, or a
+        report that waited) and changes nothing.
+
+        >>> merge = EventTimeMerge[str](idle_seconds=1.0, max_held=10)
+        >>> merge.observe_highwater(0, 10, now=1.0)  # not assigned: ignored
+        >>> merge.assign([0], now=0.0)
+        0
+        >>> merge.observe_highwater(0, 10, now=1.0)
+        >>> merge.observe_highwater(0, 7, now=2.0)
+        >>> merge._partitions[0].highwater, merge._partitions[0].highwater_at
+        (10, 1.0)
         """
         state = self._partitions.get(partition)
         if state is None or highwater is None:
+            return
+        if state.highwater is not None and highwater < state.highwater:
             return
         if state.highwater is None or highwater > state.highwater:
             state.active_at = max(state.active_at, now)

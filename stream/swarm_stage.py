@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
@@ -233,6 +233,16 @@ class SwarmFeed(Generic[R]):
         age = max(0.0, self._wall_clock() - chunk.sent_at)
         self.merge.observe_highwater(chunk.partition, chunk.highwater, now, as_of=now - age)
         return self._ackable()
+
+    def observe_source(self, highwaters: Mapping[int, int], asked_at: float) -> None:
+        """The source partitions' high watermarks as the broker gave them when asked at
+        ``asked_at`` (unix seconds). Fresher than any worker's report: a partition whose
+        worker died says nothing more, but new records on it show here, so it holds the
+        others back instead of passing as caught up on its last report."""
+        now = self.now()
+        as_of = now - max(0.0, self._wall_clock() - asked_at)
+        for partition, highwater in highwaters.items():
+            self.merge.observe_highwater(partition, highwater, now, as_of=as_of)
 
     def release(self) -> list[Released[R]]:
         """The likes that may go now, oldest first (at most ``batch_size``)."""

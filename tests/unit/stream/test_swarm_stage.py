@@ -132,3 +132,23 @@ def test_a_caught_up_report_counts_only_while_it_is_fresh() -> None:
     fresh = encode_chunk(1, 4, 3.0, 4, encode_likes([]), sent_at=1002.4)
     out.add("r4", decode_chunk(fresh))
     assert ids(out.release()) == ["p0o1"]
+
+
+def test_the_brokers_high_watermark_outranks_a_dead_workers_last_report() -> None:
+    # Partition 1's worker reported it caught up at offset 4, then died; records 4 and 5 came
+    # after. The broker's high watermark says so, and partition 1 holds partition 0 back.
+    clock, wall = Clock(), Clock()
+    wall.now = 1000.0
+    merge = EventTimeMerge[object](idle_seconds=30.0, max_held=1000, caught_up_seconds=2.0)
+    out = SwarmFeed[str](merge, 2, 100, clock=clock, wall_clock=wall)  # type: ignore[arg-type]
+    caught_up = encode_chunk(1, 4, 3.0, 4, encode_likes([]), sent_at=1000.0)
+    out.add("r0", decode_chunk(caught_up))
+    out.add("r1", chunk(0, [(0, 5.0)], highwater=9))
+    out.observe_source({0: 9, 1: 6}, asked_at=1000.1)
+    assert ids(out.release()) == []
+    # An older, lower view (the dead worker's report read back) does not undo it.
+    out.add("r2", decode_chunk(encode_chunk(1, 4, 3.0, 4, encode_likes([]), sent_at=1000.2)))
+    assert ids(out.release()) == []
+    # The partition's new owner forwards records 4 and 5: partition 0's like may go.
+    out.add("r3", chunk(1, [(4, 4.0), (5, 6.5)], highwater=6))
+    assert ids(out.release()) == ["p1o4", "p0o0"]
