@@ -48,7 +48,7 @@ from schemas.records import Alert, LikeEvent
 from schemas.validate import InvalidEvent
 from stream.config import Settings
 from stream.detection_process import ChildResult, DetectionProcess
-from stream.merge import EventTimeMerge, event_time
+from stream.merge import EventTimeMerge, WaitingClock, event_time
 from stream.metrics import Metrics
 from stream.swarm_stage import SwarmFeed, decode_chunk, encode_chunk
 
@@ -262,14 +262,9 @@ class MergeFeed:
         self.batch_size = batch_size
         self._partitions = partitions
         self._highwater = highwater
-        self._clock = clock
-        self._waited = 0.0
+        self.now = WaitingClock(clock)
         self._lock = asyncio.Lock()
         self._counts = None if metrics is None else MergeCounts(metrics)
-
-    def now(self) -> float:
-        """The merge's clock: monotonic time minus the time spent waiting for the lane."""
-        return self._clock() - self._waited
 
     def add(self, records: Sequence[EventT]) -> None:
         now = self.now()
@@ -300,9 +295,9 @@ class MergeFeed:
             self._count()
             if not released:
                 return False
-            started = self._clock()
+            started = self.now.raw()
             await self.lane.submit(TakenBatch(released, [_raw(r.value) for r in released]))
-            self._waited += self._clock() - started
+            self.now.waited(self.now.raw() - started)
             return True
 
     async def tick(self, interval: float = MERGE_TICK_SECONDS) -> None:

@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
@@ -40,6 +41,31 @@ import msgspec
 from schemas.validate import InvalidEvent, parse_timestamp
 
 T = TypeVar("T")
+
+
+class WaitingClock:
+    """Seconds (any monotonic origin) that stand still while the caller waits on work
+    downstream of a merge: a partition is not silent because detection (or Redis) was slow.
+
+    >>> ticks = iter([0.0, 1.0, 3.0, 3.5])
+    >>> clock = WaitingClock(lambda: next(ticks))
+    >>> clock()
+    0.0
+    >>> clock.waited(1.5)
+    >>> clock(), clock(), clock()
+    (-0.5, 1.5, 2.0)
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.raw = clock
+        self._waited = 0.0
+
+    def __call__(self) -> float:
+        return self.raw() - self._waited
+
+    def waited(self, seconds: float) -> None:
+        """``seconds`` went to work downstream: they do not count."""
+        self._waited += seconds
 
 
 class _Ts(msgspec.Struct):

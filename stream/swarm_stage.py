@@ -36,7 +36,7 @@ from typing import Final, Generic, TypeVar
 import msgspec
 
 from schemas.records import LikeEvent
-from stream.merge import EventTimeMerge
+from stream.merge import EventTimeMerge, WaitingClock
 
 R = TypeVar("R")
 
@@ -201,17 +201,13 @@ class SwarmFeed(Generic[R]):
         self._wall_clock = wall_clock
         self.partitions = partitions
         self.batch_size = batch_size
-        self._clock = clock
-        self._waited = 0.0
+        self.now = WaitingClock(clock)
         self._unacked: deque[_Forwarded[R]] = deque()
         self.merge.assign(range(partitions), self.now())
 
-    def now(self) -> float:
-        return self._clock() - self._waited
-
     def waiting(self, seconds: float) -> None:
         """The caller spent ``seconds`` on the stage (or Redis): not silence of partitions."""
-        self._waited += seconds
+        self.now.waited(seconds)
 
     def reset(self) -> None:
         """Forget everything held (the stage's partition was revoked: it is redelivered)."""

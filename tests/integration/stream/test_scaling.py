@@ -48,14 +48,16 @@ from tests.support.livestack import Stack, stop, wait_caught_up
 pytestmark = pytest.mark.integration
 
 
-PER_ACCOUNT_ONLY = """
-[new_account_spike]
-enabled = false
-[fan_imbalance]
-enabled = false
-[swarm]
-enabled = false
-"""
+DETECTORS = ("burst", "churn", "new_account_spike", "fan_imbalance", "swarm")
+
+
+def detectors_only(*names: str) -> str:
+    """A detection settings file with every detector but ``names`` switched off."""
+    assert set(names) <= set(DETECTORS), names
+    return "".join(f"[{d}]\nenabled = false\n" for d in DETECTORS if d not in names)
+
+
+PER_ACCOUNT_ONLY = detectors_only("burst", "churn")
 
 
 @pytest.fixture
@@ -215,14 +217,7 @@ def test_cross_account_detectors_match_replay(stack: Stack, scenario: Path, tmp_
     assert flagged_accounts(alerts) == flagged_accounts(expected)
 
 
-CROSS_ACCOUNT_ONLY = """
-[burst]
-enabled = false
-[churn]
-enabled = false
-[swarm]
-enabled = false
-"""
+CROSS_ACCOUNT_ONLY = detectors_only("new_account_spike", "fan_imbalance")
 
 
 def test_one_worker_cross_account_detectors_match_replay(
@@ -263,16 +258,7 @@ def test_two_workers_name_replays_new_account_and_fan_imbalance_accounts(
     assert flagged_accounts(alerts) == flagged_accounts(expected)
 
 
-SWARM_ONLY = """
-[burst]
-enabled = false
-[churn]
-enabled = false
-[new_account_spike]
-enabled = false
-[fan_imbalance]
-enabled = false
-"""
+SWARM_ONLY = detectors_only("swarm")
 
 
 def test_two_workers_find_replays_swarms_with_the_same_alerts(
