@@ -31,6 +31,7 @@ import asyncio
 import base64
 import json
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import suppress
@@ -345,6 +346,29 @@ def batch_floor(forward: Mapping[int, tuple[float | None, bytes]]) -> float | No
     return max((newest for newest, _ in forward.values() if newest is not None), default=None)
 
 
+#: The worker's exit status when an agent failed (EX_SOFTWARE).
+EXIT_AGENT_FAILED = 70
+
+
+async def exit_on_agent_error(agent: Any, error: BaseException) -> None:
+    """An agent failed: the worker exits at once, without committing anything more.
+
+    Faust would restart the agent in this process, and the records its stream had taken
+    would never be read again here, while the records after them are acked, and the group
+    commits the first run of acked offsets, past the lost ones. A worker that dies is
+    restarted (by compose, systemd, Kubernetes) from the last commit and reads them again.
+    """
+    log.critical(
+        "agent %s failed; exiting (status %d) so that its records are read again: %r",
+        getattr(agent, "name", agent),
+        EXIT_AGENT_FAILED,
+        error,
+        exc_info=error,
+    )
+    logging.shutdown()
+    os._exit(EXIT_AGENT_FAILED)
+
+
 def _log_failure(task: asyncio.Task[None]) -> None:
     # Logged when it happens: the agent only sees the error when it submits the next batch,
     # which may be much later on a quiet topic.
@@ -401,9 +425,17 @@ class KafkaTransport(faust_aiokafka.Transport):
         self.fetch_max_wait_ms = fetch_max_wait_ms
 
 
+class _App(faust.App):
+    async def _on_agent_error(self, agent: Any, exc: BaseException) -> None:
+        # Faust's own handler commits and lets the supervisor restart the agent in-process.
+        await exit_on_agent_error(agent, exc)
+
+
 def new_faust_app(settings: Settings) -> faust.App:
-    """A Faust app with likeguard's consumer settings and no agents (the bench reuses it)."""
-    app = faust.App(
+    """A Faust app with likeguard's consumer settings and no agents (the bench reuses it).
+
+    An agent that fails ends the worker (:func:`exit_on_agent_error`)."""
+    app = _App(
         settings.app_id,
         broker=settings.broker,
         store="memory://",

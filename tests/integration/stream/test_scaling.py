@@ -203,6 +203,47 @@ def test_worker_killed_mid_stream_loses_nothing_and_duplicates_nothing(
     assert all(len(ids) == 1 for ids in ids_per_finding(alerts).values()), alerts
 
 
+def detection_children(worker: subprocess.Popen[bytes]) -> list[int]:
+    """The worker's multiprocessing children (its detection process, maybe its stage's)."""
+    found = subprocess.run(
+        ["pgrep", "-P", str(worker.pid), "-f", "spawn_main"], capture_output=True, text=True
+    )
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def test_a_failed_agent_ends_the_worker_and_its_successor_loses_nothing(
+    per_account_stack: Stack, scenario: Path, tmp_path: Path
+) -> None:
+    # The detection child dies (the OOM killer, say): the agent fails. Faust would restart
+    # the agent in-process, dropping the records it had taken and committing past them as
+    # later ones are acked; the worker must exit instead, and the next one find everything.
+    stack = per_account_stack
+    expected = replay_alerts(stack, scenario, tmp_path=tmp_path)
+    worker = stack.start_worker(tmp_path / "failing.log")
+    try:
+        publisher = publish(stack, scenario, "180")
+        deadline = time.monotonic() + 60
+        while not (children := detection_children(worker)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert children, "the worker started no detection process"
+        time.sleep(3)  # mid-stream
+        for child in detection_children(worker):
+            os.kill(child, signal.SIGKILL)
+        assert worker.wait(60) == 70
+        assert publisher.wait(300) == 0, publisher.stderr.read() if publisher.stderr else ""
+    finally:
+        stop(worker)
+    assert "failed; exiting" in (tmp_path / "failing.log").read_text(errors="replace")
+    successor = stack.start_worker(tmp_path / "successor.log")
+    try:
+        wait_caught_up(stack)
+        alerts = stack.read_topic(stack.env["LIKEGUARD_ALERTS_TOPIC"], expect=10**9, timeout=8)
+    finally:
+        stop(successor)
+    assert findings(alerts) == findings(expected)
+    assert all(len(ids) == 1 for ids in ids_per_finding(alerts).values())
+
+
 def flagged_accounts(alerts: list[dict]) -> dict[str, set[str]]:
     """Per detector, every account its alerts implicate (group ids aside)."""
     flagged: dict[str, set[str]] = defaultdict(set)
