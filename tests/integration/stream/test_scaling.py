@@ -205,10 +205,17 @@ def test_worker_killed_mid_stream_loses_nothing_and_duplicates_nothing(
 
 def detection_children(worker: subprocess.Popen[bytes]) -> list[int]:
     """The worker's multiprocessing children (its detection process, maybe its stage's)."""
-    found = subprocess.run(
-        ["pgrep", "-P", str(worker.pid), "-f", "spawn_main"], capture_output=True, text=True
-    )
-    return [int(pid) for pid in found.stdout.split()]
+    children = []
+    for proc in Path("/proc").iterdir():
+        try:
+            stat = (proc / "stat").read_text()
+            command = (proc / "cmdline").read_bytes()
+        except OSError:  # not a process, or gone
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == worker.pid and b"spawn_main" in command:
+            children.append(int(proc.name))
+    return children
 
 
 def test_a_failed_agent_ends_the_worker_and_its_successor_loses_nothing(
