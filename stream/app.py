@@ -36,7 +36,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import faust
 from aiokafka import AIOKafkaConsumer
@@ -48,7 +48,7 @@ from detectors.swarm_stage import SwarmStage
 from schemas.records import Alert, LikeEvent
 from schemas.validate import InvalidEvent
 from stream.config import Settings
-from stream.detection_process import ChildResult, DetectionProcess
+from stream.detection_process import ChildResult, DetectionProcess, Timing
 from stream.merge import EventTimeMerge, WaitingClock, event_time
 from stream.metrics import Metrics
 from stream.swarm_stage import SwarmFeed, decode_chunk, encode_chunk
@@ -81,6 +81,31 @@ def dead_letter(event: EventT, error: InvalidEvent) -> tuple[bytes | None, bytes
     return key, json.dumps(record, ensure_ascii=False).encode("utf-8")
 
 
+class _Outcome(Protocol):
+    timings: list[Timing]
+    state_error: str | None
+
+
+OutcomeT = TypeVar("OutcomeT", bound=_Outcome)
+
+
+async def until_processed(
+    run: Callable[[], Awaitable[OutcomeT]], metrics: Metrics, what: str
+) -> OutcomeT:
+    """``run()`` (a child's batch) again and again, with backoff, until Redis answered (never
+    skipping it); every try's Redis timings go to ``metrics``."""
+    delay = RETRY_FIRST_SECONDS
+    while True:
+        done = await run()
+        for operation, seconds, failed in done.timings:
+            metrics.observe_redis(operation, seconds, failed)
+        if done.state_error is None:
+            return done
+        log.error("%s not processed, retrying in %.1f s: %s", what, delay, done.state_error)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, RETRY_MAX_SECONDS)
+
+
 class Detection:
     """Owns the detection of one worker process and serialises access to it.
 
@@ -102,24 +127,15 @@ class Detection:
         """Run a batch of raw record values, retrying with backoff while Redis is down (never
         skipping it); the result has the rejects for the dead-letter topic and, given the
         records' ``places`` (partition, offset), the likes for the swarm stage."""
-        delay = RETRY_FIRST_SECONDS
         async with self._lock:
             if self._child is None:
                 self._child = DetectionProcess(self.settings)
-            while True:
-                done = await self._child.run(values, places)
-                for operation, seconds, failed in done.timings:
-                    self.metrics.observe_redis(operation, seconds, failed)
-                if done.state_error is None:
-                    return done
-                log.error(
-                    "batch of %d records not processed, retrying in %.1f s: %s",
-                    len(values),
-                    delay,
-                    done.state_error,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_SECONDS)
+            child = self._child
+            return await until_processed(
+                lambda: child.run(values, places),
+                self.metrics,
+                f"batch of {len(values)} records",
+            )
 
     async def close(self) -> None:
         async with self._lock:
@@ -141,23 +157,13 @@ class SwarmRunner:
         self._child: DetectionProcess | None = None
 
     async def process(self, likes: Sequence[LikeEvent]) -> list[Alert]:
-        delay = RETRY_FIRST_SECONDS
         if self._child is None:
             self._child = DetectionProcess(self.settings)
-        while True:
-            done = await self._child.run_stage(likes)
-            for operation, seconds, failed in done.timings:
-                self.metrics.observe_redis(operation, seconds, failed)
-            if done.state_error is None:
-                return done.alerts
-            log.error(
-                "swarm stage: %d likes not processed, retrying in %.1f s: %s",
-                len(likes),
-                delay,
-                done.state_error,
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX_SECONDS)
+        child = self._child
+        done = await until_processed(
+            lambda: child.run_stage(likes), self.metrics, f"swarm stage: {len(likes)} likes"
+        )
+        return done.alerts
 
     async def close(self) -> None:
         if self._child is not None:
@@ -296,9 +302,8 @@ class MergeFeed:
             self._count()
             if not released:
                 return False
-            started = self.now.raw()
-            await self.lane.submit(TakenBatch(released, [_raw(r.value) for r in released]))
-            self.now.waited(self.now.raw() - started)
+            with self.now.paused():
+                await self.lane.submit(TakenBatch(released, [_raw(r.value) for r in released]))
             return True
 
     async def tick(self, interval: float = MERGE_TICK_SECONDS) -> None:
@@ -323,13 +328,13 @@ class MergeCounts:
 
     def observe(self, merge: EventTimeMerge[Any]) -> int:
         """Count what ``merge`` tallied since the last call; returns the new forced releases."""
-        forced = merge.forced - self.forced
-        if forced > 0:
+        forced = merge.forced - self.forced  # the tallies only grow, resets included
+        if forced:
             self._metrics.merge_forced.inc(forced)
         if merge.late > self.late:
             self._metrics.merge_late.inc(merge.late - self.late)
         self.forced, self.late = merge.forced, merge.late
-        return max(0, forced)
+        return forced
 
 
 def batch_floor(forward: Mapping[int, tuple[float | None, bytes]]) -> float | None:
@@ -496,11 +501,11 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
             for partition, offset in places:
                 ends[partition] = max(ends.get(partition, 0), offset + 1)
             floor = batch_floor(done.forward)
-            for partition, (newest, likes) in done.forward.items():
+            for partition, (_, likes) in done.forward.items():
                 chunk = encode_chunk(
                     partition,
                     ends[partition],
-                    newest if floor is None or (newest is not None and newest > floor) else floor,
+                    floor,
                     highwater(settings.likes_topic, partition),
                     likes,
                 )
@@ -622,12 +627,11 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
                 )
             if not released:
                 return False
-            started = time.monotonic()
-            alerts = await swarm_runner.process([like for _, like in released])
-            await asyncio.gather(*[await publish(alert) for alert in alerts])
-            for record in feed.done(released):
-                await stream.ack(record)
-            feed.waiting(time.monotonic() - started)
+            with feed.now.paused():
+                alerts = await swarm_runner.process([like for _, like in released])
+                await asyncio.gather(*[await publish(alert) for alert in alerts])
+                for record in feed.done(released):
+                    await stream.ack(record)
             metrics.observe_swarm_stage(alerts, released[-1][1].ts, len(released))
             return True
 

@@ -32,7 +32,8 @@ import heapq
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
@@ -66,6 +67,23 @@ class WaitingClock:
     def waited(self, seconds: float) -> None:
         """``seconds`` went to work downstream: they do not count."""
         self._waited += seconds
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """The time spent in the ``with`` block does not count.
+
+        >>> ticks = iter([0.0, 2.0, 5.0, 6.0])
+        >>> clock = WaitingClock(lambda: next(ticks))
+        >>> with clock.paused():
+        ...     pass
+        >>> clock(), clock()
+        (3.0, 4.0)
+        """
+        started = self.raw()
+        try:
+            yield
+        finally:
+            self.waited(self.raw() - started)
 
 
 class _Ts(msgspec.Struct):

@@ -4,8 +4,10 @@ Swarm findings depend on the order of the likes across accounts (a post's likers
 groups), and in a scaled-out deployment those accounts are read by different workers. Each
 worker's detection therefore runs the pipeline without the swarm detector and forwards, per
 batch and per source partition, the likes it counted to a one-partition internal topic
-(``Settings.swarm_stage_topic``), with how far the partition has got (next offset, newest
-event time, the broker's high watermark as the worker last saw it). The consumer group gives
+(``Settings.swarm_stage_topic``), with how far the partition has got (next offset, the
+batch's newest event time, the broker's high watermark as the worker last saw it); the stage
+also asks the broker for the source partitions' high watermarks itself, so a dead worker's
+last word does not pass for its partitions' state for long. The consumer group gives
 that partition to exactly one worker (another takes it over on a rebalance); its swarm agent
 puts the forwarded likes through an :class:`~stream.merge.EventTimeMerge` keyed by *source*
 partition and runs :class:`~detectors.swarm_stage.SwarmStage` on what it releases: the likes
@@ -70,7 +72,8 @@ class Chunk(msgspec.Struct, frozen=True):
     partition: int
     #: The offset after the partition's last record in the batch (likes or not).
     next_offset: int
-    #: Newest event time among the partition's records in the batch (``None``: none had one).
+    #: Event time up to which the partition has delivered: the newest of the whole batch,
+    #: which left the worker's merge in event-time order (``None``: no record had one).
     newest: float | None
     #: The broker's high watermark of the partition as the forwarding worker last saw it.
     highwater: int | None
@@ -166,7 +169,9 @@ class SwarmFeed(Generic[R]):
     batch_size
         At most this many likes per release.
     clock
-        Seconds, any monotonic origin; time spent in :meth:`waiting` does not count.
+        Seconds, any monotonic origin. The feed's :attr:`now` (a
+        :class:`~stream.merge.WaitingClock` over it) stands still while the caller runs the
+        stage (``with feed.now.paused()``): that is not silence of partitions.
     wall_clock
         Unix seconds, to tell how old a record's high watermark is (its ``sent_at``).
 
@@ -205,10 +210,6 @@ class SwarmFeed(Generic[R]):
         self._unacked: deque[_Forwarded[R]] = deque()
         self.merge.assign(range(partitions), self.now())
 
-    def waiting(self, seconds: float) -> None:
-        """The caller spent ``seconds`` on the stage (or Redis): not silence of partitions."""
-        self.now.waited(seconds)
-
     def reset(self) -> None:
         """Forget everything held (the stage's partition was revoked: it is redelivered)."""
         self.merge.revoke(self.merge.partitions)
@@ -226,8 +227,8 @@ class SwarmFeed(Generic[R]):
         self.merge.advance(chunk.partition, chunk.next_offset, chunk.newest, now)
         # A record read back after a rebalance, or one that waited in the topic, tells where
         # the partition stood when it was sent, not now.
-        age = max(0.0, self._wall_clock() - chunk.sent_at)
-        self.merge.observe_highwater(chunk.partition, chunk.highwater, now, as_of=now - age)
+        as_of = self._as_of(chunk.sent_at, now)
+        self.merge.observe_highwater(chunk.partition, chunk.highwater, now, as_of=as_of)
         return self._ackable()
 
     def observe_source(self, highwaters: Mapping[int, int], asked_at: float) -> None:
@@ -236,9 +237,13 @@ class SwarmFeed(Generic[R]):
         worker died says nothing more, but new records on it show here, so it holds the
         others back instead of passing as caught up on its last report."""
         now = self.now()
-        as_of = now - max(0.0, self._wall_clock() - asked_at)
+        as_of = self._as_of(asked_at, now)
         for partition, highwater in highwaters.items():
             self.merge.observe_highwater(partition, highwater, now, as_of=as_of)
+
+    def _as_of(self, wall_time: float, now: float) -> float:
+        # Unix seconds to the feed's clock: ``now`` less how long ago that was.
+        return now - max(0.0, self._wall_clock() - wall_time)
 
     def release(self) -> list[Released[R]]:
         """The likes that may go now, oldest first (at most ``batch_size``)."""

@@ -85,7 +85,7 @@ def test_silence_counts_only_outside_the_time_spent_in_the_stage() -> None:
     out = feed(clock=clock)
     out.add("r0", chunk(0, [(0, 5.0)], highwater=9))
     clock.now = 5.0
-    out.waiting(4.5)  # the stage was busy: partition 1 has been silent 0.5 s, not 5
+    out.now.waited(4.5)  # the stage was busy: partition 1 has been silent 0.5 s, not 5
     assert ids(out.release()) == []
     clock.now = 5.6
     assert ids(out.release()) == ["p0o0"]
