@@ -98,6 +98,12 @@ class Detector(abc.ABC):
     """One signal. Subclasses set :attr:`name` and implement :meth:`detect`."""
 
     name: ClassVar[str]
+    #: Whether the detector judges state that spans accounts (a post's likers, an author's
+    #: audience, groups) and learns from every account's likes. A scaled-out deployment
+    #: hands those accounts to different workers, so the live path runs such detectors in
+    #: one stage that takes every worker's likes in replay's order (``stream/swarm_stage.py``),
+    #: on the window counts the workers computed; they may declare no window families.
+    cross_account: ClassVar[bool] = False
 
     def window_specs(self) -> Sequence[WindowSpec]:
         """Extra window families this detector needs beyond the core ones."""

@@ -237,6 +237,7 @@ class FanImbalanceDetector(Detector):
     """
 
     name: ClassVar[str] = "fan_imbalance"
+    cross_account: ClassVar[bool] = True
 
     def __init__(self, config: FanImbalanceConfig, windows: WindowsConfig) -> None:
         self.config = config

@@ -133,6 +133,7 @@ class NewAccountSpikeDetector(Detector):
     """
 
     name: ClassVar[str] = "new_account_spike"
+    cross_account: ClassVar[bool] = True
 
     def __init__(self, config: NewAccountSpikeConfig, windows: WindowsConfig) -> None:
         lengths = windows.lengths_seconds

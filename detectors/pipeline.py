@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -32,7 +32,7 @@ from detectors.models import ModelCheckpoints
 from detectors.new_accounts import NewAccountSpikeDetector
 from detectors.state import RedisState, script_json
 from detectors.swarm import SwarmDetector
-from detectors.windows import ADDED, DUPLICATE, WindowSpec, WindowStore
+from detectors.windows import ADDED, DUPLICATE, WindowCounts, WindowSpec, WindowStore
 from schemas.records import AccountSnapshot, Alert, Event, LikeEvent, PostSnapshot
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,10 @@ class BatchResult:
     alerts: list[Alert] = field(default_factory=list)
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     newest_event_time: float | None = None
+    #: The ``actor_likes`` counts of the batch's like and unlike events, in their order
+    #: (``None`` for unlikes): what a stage needs to run the cross-account detectors on the
+    #: likes later (:meth:`Pipeline.judge_counted`).
+    like_windows: list[WindowCounts | None] = field(default_factory=list)
 
 
 def default_detectors(config: Config) -> list[Detector]:
@@ -131,6 +135,33 @@ class Pipeline:
             self.checkpoint()
         return result
 
+    def judge_counted(
+        self, likes: Sequence[LikeEvent], counts: Sequence[WindowCounts | None]
+    ) -> BatchResult:
+        """Run likes that another pipeline has already counted through this one's detectors
+        and the alert gate; windows and snapshots are not touched.
+
+        ``counts`` are the likes' ``actor_likes`` counts as that pipeline gave them
+        (:attr:`BatchResult.like_windows`); a like it counted as a redelivery re-sends the
+        alerts it triggered. This is how one stage runs the cross-account detectors on every
+        worker's likes (:class:`~detectors.swarm_stage.SwarmStage`).
+        """
+        result = BatchResult()
+        if likes:
+            result.newest_event_time = max(like.ts for like in likes)
+            unlikes: list[WindowCounts | None] = [None] * len(likes)
+            windows = {ACTOR_LIKES: list(counts), ACTOR_UNLIKES: unlikes}
+            redelivered = [
+                like.event_id
+                for like, window in zip(likes, counts, strict=True)
+                if window is not None and window.status == DUPLICATE
+            ]
+            self._judge_and_admit(likes, windows, redelivered, result)
+        self._since_checkpoint += len(likes)
+        if self._since_checkpoint >= self.config.models.checkpoint_every_events:
+            self.checkpoint()
+        return result
+
     def _detect(self, likes: list[LikeEvent], result: BatchResult) -> None:
         windows = self.windows.update(likes)
         redelivered: list[str] = []
@@ -141,6 +172,16 @@ class Pipeline:
             result.outcomes[(event.type, _OUTCOME.get(status, "late"))] += 1
             if status == DUPLICATE:
                 redelivered.append(event.event_id)
+        result.like_windows = list(windows[ACTOR_LIKES])
+        self._judge_and_admit(likes, windows, redelivered, result)
+
+    def _judge_and_admit(
+        self,
+        likes: Sequence[LikeEvent],
+        windows: Mapping[str, Sequence[WindowCounts | None]],
+        redelivered: list[str],
+        result: BatchResult,
+    ) -> None:
         batch = Batch(events=likes, windows=windows, state=self.state)
         findings = [f for found in self._judge(batch) for f in found]
         findings.sort(key=lambda f: f.event_time)

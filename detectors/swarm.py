@@ -103,6 +103,7 @@ class SwarmDetector(Detector):
     """
 
     name: ClassVar[str] = "swarm"
+    cross_account: ClassVar[bool] = True
 
     def __init__(self, config: SwarmConfig) -> None:
         self.config = config
@@ -163,8 +164,8 @@ class SwarmDetector(Detector):
     def judge(self, events: Sequence[LikeEvent], state: RedisState) -> list[Finding]:
         """The findings of ``events`` (unlikes are skipped), taken in the given order.
 
-        Needs no window counts: the swarm stage of a worker (:mod:`stream.swarm_stage`)
-        calls it on likes that detection has already counted, in event-time order.
+        Needs no window counts (it reads the core like windows in ``swarm.lua``, before
+        each like's time), so it can run behind the detection that counted the likes.
         """
         # Redelivered likes too: the script knows them (they add no evidence) and re-reports
         # the groups they triggered, in case the alert never made it past the gate.

@@ -11,18 +11,21 @@ alert ids are deterministic, so redelivery neither double-counts nor loses an al
 Records taken from Kafka first go through the worker's event-time merge
 (:class:`MergeFeed` around :class:`~stream.merge.EventTimeMerge`): the batches handed to
 detection are in the order replay uses, (event time, partition, offset), as far as every
-assigned partition has got, so the detectors that look across accounts see one worker's
-partitions as replay sees the capture. Held records are not acked yet.
+assigned partition has got, as replay sees the capture. Held records are not acked yet.
 
 The agent hands on batch N+1 while batch N is in detection (:class:`BatchLane`): Faust's
 per-record work runs on the event loop, on one core, while the child process
 (:mod:`stream.detection_process`) runs the pipeline on another. Detection stays serial and in
 order, one batch at a time.
 
-No ``group_by``: every worker sees the same Redis, so cross-account state needs no
-repartitioning. The exception is swarm detection, whose findings depend on the order of likes
-across workers: each worker forwards its batches' likes to one swarm stage, the agent on a
-one-partition internal topic (:mod:`stream.swarm_stage`), which takes them in replay's order.
+No ``group_by``: every worker sees the same Redis, so per-account state needs no
+repartitioning. The detectors with a cross-account view (swarm, new_account_spike,
+fan_imbalance: :attr:`~detectors.base.Detector.cross_account`) judge likes of accounts that
+other workers hold, and their findings depend on the order of every worker's likes: each worker
+runs the per-account detectors and forwards its batches' likes, with the window counts it gave
+them, to one swarm stage, the agent on a one-partition internal topic
+(:mod:`stream.swarm_stage`), which takes them in replay's order and runs the cross-account
+detectors there.
 """
 
 from __future__ import annotations
@@ -45,13 +48,13 @@ from faust.types import TP, EventT
 
 from detectors.config import load_config
 from detectors.swarm_stage import SwarmStage
-from schemas.records import Alert, LikeEvent
+from schemas.records import Alert
 from schemas.validate import InvalidEvent
 from stream.config import Settings
 from stream.detection_process import ChildResult, DetectionProcess, Timing
 from stream.merge import EventTimeMerge, WaitingClock, event_time
 from stream.metrics import Metrics
-from stream.swarm_stage import SwarmFeed, decode_chunk, encode_chunk
+from stream.swarm_stage import ForwardedLike, SwarmFeed, decode_chunk, encode_chunk
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +159,7 @@ class SwarmRunner:
         self.metrics = metrics
         self._child: DetectionProcess | None = None
 
-    async def process(self, likes: Sequence[LikeEvent]) -> list[Alert]:
+    async def process(self, likes: Sequence[ForwardedLike]) -> list[Alert]:
         if self._child is None:
             self._child = DetectionProcess(self.settings)
         child = self._child

@@ -5,10 +5,11 @@ In one process, Faust's event loop (about 150 µs of Python per record) and the 
 thread take turns on the interpreter lock, and every Redis reply waits for it (up to the
 5 ms switch interval): the worker ran at two thirds of a bare Faust agent while both of the
 machine's cores had room. Here the parent only moves records; a child process decodes and
-validates each batch's raw values, runs the :class:`~detectors.pipeline.Pipeline` (every
-detector but swarm, which the swarm stage runs), and returns the result, the likes to
-forward to that stage, the rejects (the parent turns them into dead letters, it has the record
-metadata) and its Redis call timings (the parent owns the Prometheus registry).
+validates each batch's raw values, runs the :class:`~detectors.pipeline.Pipeline` (the
+per-account detectors; the swarm stage runs those with a cross-account view), and returns
+the result, the likes to forward to that stage with their window counts, the rejects (the
+parent turns them into dead letters, it has the record metadata) and its Redis call timings
+(the parent owns the Prometheus registry).
 
 The worker that holds the swarm stage runs it in a second child of the same kind
 (:func:`run_stage`). The stage is mostly Redis's work (33 of its 36 µs per like wait for
@@ -33,14 +34,14 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from detectors.config import load_config
-from detectors.pipeline import BatchResult, Pipeline, default_detectors
+from detectors.pipeline import BatchResult, Pipeline
 from detectors.state import RedisState, StateError
-from detectors.swarm import SwarmDetector
-from detectors.swarm_stage import SwarmStage
+from detectors.swarm_stage import SwarmStage, worker_detectors
+from detectors.windows import WindowCounts
 from schemas.records import Alert, Event, LikeEvent
 from schemas.validate import InvalidEvent, parse_event
 from stream.config import Settings
-from stream.swarm_stage import encode_likes
+from stream.swarm_stage import ForwardedLike, encode_likes
 
 #: (operation, seconds, failed): one per Redis call, as :data:`detectors.state.RedisObserver`.
 Timing = tuple[str, float, bool]
@@ -120,10 +121,9 @@ def _open() -> Pipeline:
         assert _settings is not None, "child not initialised"
         state = RedisState.from_url(_settings.redis_url, _settings.namespace, _record)
         config = load_config(_settings.config or None)
-        # The worker's swarm stage (stream/swarm_stage.py) runs the swarm detector, on the
-        # likes of every worker in event-time order; this pipeline forwards them to it.
-        detectors = [d for d in default_detectors(config) if d.name != SwarmDetector.name]
-        _pipeline = Pipeline(state, config, detectors)
+        # The worker's swarm stage (stream/swarm_stage.py) runs the cross-account detectors,
+        # on the likes of every worker in event-time order; this pipeline forwards them to it.
+        _pipeline = Pipeline(state, config, worker_detectors(config))
     return _pipeline
 
 
@@ -160,13 +160,14 @@ def run_batch(values: Sequence[bytes], places: Sequence[tuple[int, int]] | None)
             out.timings = list(_timings)
             return out
         if places is not None and SwarmStage.enabled(pipeline.config):
-            out.forward = forwarded(events, rejected, places)
+            out.forward = forwarded(events, rejected, places, out.result.like_windows)
     out.timings = list(_timings)
     return out
 
 
-def run_stage(likes: Sequence[LikeEvent]) -> StageResult:
-    """Swarm detection and the alert gate for likes the swarm stage released (in its child)."""
+def run_stage(likes: Sequence[ForwardedLike]) -> StageResult:
+    """The cross-account detectors and the alert gate for likes the swarm stage released (in
+    its child)."""
     global _stage
     _timings.clear()
     out = StageResult()
@@ -175,7 +176,8 @@ def run_stage(likes: Sequence[LikeEvent]) -> StageResult:
             assert _settings is not None, "child not initialised"
             state = RedisState.from_url(_settings.redis_url, _settings.namespace, _record)
             _stage = SwarmStage(state, load_config(_settings.config or None))
-        out.alerts = _stage.process(likes)
+        events = [like.event() for like in likes]
+        out.alerts = _stage.process(events, [like.window() for like in likes])
     except StateError as err:
         out.state_error = str(err)
     out.timings = list(_timings)
@@ -183,34 +185,46 @@ def run_stage(likes: Sequence[LikeEvent]) -> StageResult:
 
 
 def forwarded(
-    events: Sequence[Event], rejected: Sequence[Rejected], places: Sequence[tuple[int, int]]
+    events: Sequence[Event],
+    rejected: Sequence[Rejected],
+    places: Sequence[tuple[int, int]],
+    like_windows: Sequence[WindowCounts | None],
 ) -> dict[int, tuple[float | None, bytes]]:
-    """Per source partition: newest event time and the likes, for the swarm stage (pure).
+    """Per source partition: newest event time and the likes with their ``actor_likes``
+    counts (``like_windows``: one per like or unlike event, in order), for the swarm stage
+    (pure).
 
     >>> like = LikeEvent("e1", "like", "u1", "p1", "a1", 10.0)
     >>> unlike = LikeEvent("e2", "unlike", "u1", "p1", "a1", 12.0)
-    >>> forwarded([like, unlike], [Rejected(1, "bad_json", "x", None)], [(0, 5), (3, 1), (0, 6)])
-    {0: (12.0, b'[[5,10.0,"e1","u1","p1","a1",null]]'), 3: (None, b'[]')}
+    >>> forwarded([like, unlike], [Rejected(1, "bad_json", "x", None)], [(0, 5), (3, 1), (0, 6)],
+    ...           [WindowCounts(1, (1, 1)), None])
+    {0: (12.0, b'[[5,10.0,"e1","u1","p1","a1",null,null,1,[1,1]]]'), 3: (None, b'[]')}
     """
     bad = {r.index for r in rejected}
     valid = [place for index, place in enumerate(places) if index not in bad]
     newest: dict[int, float | None] = {partition: None for partition, _ in places}
-    likes: dict[int, list[tuple[int, LikeEvent]]] = {partition: [] for partition in newest}
+    likes: dict[int, list[tuple[int, LikeEvent, WindowCounts | None]]] = {
+        partition: [] for partition in newest
+    }
+    windows = iter(like_windows)
     for event, (partition, offset) in zip(events, valid, strict=True):
         top = newest[partition]
         if top is None or event.ts > top:
             newest[partition] = event.ts
-        if isinstance(event, LikeEvent) and event.type == "like":
-            likes[partition].append((offset, event))
+        if isinstance(event, LikeEvent):
+            window = next(windows)
+            if event.type == "like":
+                likes[partition].append((offset, event, window))
     return {p: (newest[p], encode_likes(likes[p])) for p in newest}
 
 
 def close_pipeline() -> str | None:
     """Checkpoint the models (on shutdown); the error text if Redis failed."""
-    if _pipeline is None:
-        return None
     try:
-        _pipeline.close()
+        if _pipeline is not None:
+            _pipeline.close()
+        if _stage is not None:
+            _stage.close()
     except StateError as err:
         return str(err)
     return None
@@ -243,7 +257,7 @@ class DetectionProcess:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, run_batch, list(values), places)
 
-    async def run_stage(self, likes: Sequence[LikeEvent]) -> StageResult:
+    async def run_stage(self, likes: Sequence[ForwardedLike]) -> StageResult:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, run_stage, list(likes))
 

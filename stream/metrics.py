@@ -129,8 +129,9 @@ class Metrics:
         )
         self.swarm_stage_likes = Counter(
             "likeguard_swarm_stage_likes",
-            "Likes the swarm stage (stream/swarm_stage.py) has taken through swarm detection,"
-            " redeliveries included; only the worker that holds the stage's partition counts.",
+            "Likes the swarm stage (stream/swarm_stage.py) has taken through the cross-account"
+            " detectors, redeliveries included; only the worker that holds the stage's"
+            " partition counts.",
             registry=reg,
         )
         self.swarm_stage_lag = Gauge(

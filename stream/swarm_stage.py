@@ -37,6 +37,7 @@ from typing import Final, Generic, TypeVar
 
 import msgspec
 
+from detectors.windows import WindowCounts
 from schemas.records import LikeEvent
 from stream.merge import EventTimeMerge, WaitingClock
 
@@ -44,7 +45,8 @@ R = TypeVar("R")
 
 
 class ForwardedLike(msgspec.Struct, array_like=True, frozen=True):
-    """What the swarm stage needs of a like, and where it was read."""
+    """What the stage needs of a like, where it was read, and the ``actor_likes`` counts
+    (status and one count per window length) the worker's pipeline gave it."""
 
     offset: int
     ts: float
@@ -53,6 +55,11 @@ class ForwardedLike(msgspec.Struct, array_like=True, frozen=True):
     post_id: str
     author_id: str
     dwell_ms: int | None
+    # Defaults: a record of a worker from before the stage ran new_account_spike and
+    # fan_imbalance (a rolling upgrade) still decodes; its likes count as uncounted.
+    actor_created_at: float | None = None
+    status: int | None = None
+    counts: tuple[int, ...] = ()
 
     def event(self) -> LikeEvent:
         return LikeEvent(
@@ -62,8 +69,13 @@ class ForwardedLike(msgspec.Struct, array_like=True, frozen=True):
             self.post_id,
             self.author_id,
             self.ts,
+            actor_created_at=self.actor_created_at,
             dwell_ms=self.dwell_ms,
         )
+
+    def window(self) -> WindowCounts | None:
+        """The like's ``actor_likes`` counts, or ``None`` when the worker sent none."""
+        return None if self.status is None else WindowCounts(self.status, self.counts)
 
 
 class Chunk(msgspec.Struct, frozen=True):
@@ -95,16 +107,29 @@ _encoder: Final = msgspec.json.Encoder()
 _decoder: Final = msgspec.json.Decoder(Chunk)
 
 
-def encode_likes(likes: Iterable[tuple[int, LikeEvent]]) -> bytes:
-    """The ``likes`` part of a chunk: ``(offset, like)`` pairs of one source partition.
+def encode_likes(likes: Iterable[tuple[int, LikeEvent, WindowCounts | None]]) -> bytes:
+    """The ``likes`` part of a chunk: ``(offset, like, actor_likes counts)`` of one source
+    partition.
 
-    >>> encode_likes([(7, LikeEvent("e1", "like", "u1", "p1", "a1", 10.5, dwell_ms=300))])
-    b'[[7,10.5,"e1","u1","p1","a1",300]]'
+    >>> like = LikeEvent("e1", "like", "u1", "p1", "a1", 10.5, dwell_ms=300)
+    >>> encode_likes([(7, like, WindowCounts(1, (1, 4)))])
+    b'[[7,10.5,"e1","u1","p1","a1",300,null,1,[1,4]]]'
     """
     return _encoder.encode(
         [
-            ForwardedLike(offset, e.ts, e.event_id, e.actor_id, e.post_id, e.author_id, e.dwell_ms)
-            for offset, e in likes
+            ForwardedLike(
+                offset,
+                e.ts,
+                e.event_id,
+                e.actor_id,
+                e.post_id,
+                e.author_id,
+                e.dwell_ms,
+                e.actor_created_at,
+                None if window is None else window.status,
+                () if window is None else window.counts,
+            )
+            for offset, e, window in likes
         ]
     )
 
@@ -150,8 +175,9 @@ class _Forwarded(Generic[R]):
     remaining: int
 
 
-#: A released like and the forwarded record it came in.
-Released = tuple[_Forwarded[R], LikeEvent]
+#: A released like (as forwarded: the stage's child makes the event of it) and the
+#: forwarded record it came in.
+Released = tuple[_Forwarded[R], ForwardedLike]
 
 
 class SwarmFeed(Generic[R]):
@@ -180,7 +206,7 @@ class SwarmFeed(Generic[R]):
     >>> feed = SwarmFeed[str](EventTimeMerge(idle_seconds=9.0, max_held=100), 2, 10,
     ...                       clock=lambda: 0.0)
     >>> def chunk(p, likes, hw):
-    ...     rows = [(o, LikeEvent(f"e{p}{o}", "like", "u", "x", "a", ts)) for o, ts in likes]
+    ...     rows = [(o, LikeEvent(f"e{p}{o}", "like", "u", "x", "a", ts), None) for o, ts in likes]
     ...     return decode_chunk(encode_chunk(p, likes[-1][0] + 1, likes[-1][1], hw,
     ...                                      encode_likes(rows)))
     >>> feed.add("r0", chunk(0, [(0, 1.0), (1, 3.0)], hw=5))
@@ -223,7 +249,7 @@ class SwarmFeed(Generic[R]):
         forwarded = _Forwarded(record, len(chunk.likes))
         self._unacked.append(forwarded)
         for like in chunk.likes:
-            self.merge.add(chunk.partition, like.offset, like.ts, (forwarded, like.event()), now)
+            self.merge.add(chunk.partition, like.offset, like.ts, (forwarded, like), now)
         self.merge.advance(chunk.partition, chunk.next_offset, chunk.newest, now)
         # A record read back after a rebalance, or one that waited in the topic, tells where
         # the partition stood when it was sent, not now.

@@ -63,14 +63,14 @@ def test_the_child_exits_when_its_parent_is_killed() -> None:
 
 
 def test_the_stage_child_reports_a_redis_failure_instead_of_raising() -> None:
-    from schemas.records import LikeEvent
+    from stream.swarm_stage import ForwardedLike
 
     async def scenario() -> tuple[str | None, list[object]]:
         # Redis is unreachable: the stage's likes come back unprocessed, with no alerts, so
         # the parent retries them.
         child = DetectionProcess(Settings(redis_url="redis://127.0.0.1:1/0"))
         try:
-            done = await child.run_stage([LikeEvent("e1", "like", "u1", "p1", "a1", 10.0)])
+            done = await child.run_stage([ForwardedLike(0, 10.0, "e1", "u1", "p1", "a1", None)])
         finally:
             await child.close()
         return done.state_error, list(done.alerts)

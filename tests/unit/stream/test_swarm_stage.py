@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from detectors.windows import ADDED, WindowCounts
 from schemas.records import LikeEvent
 from stream.merge import EventTimeMerge
 from stream.swarm_stage import Chunk, SwarmFeed, decode_chunk, encode_chunk, encode_likes
@@ -19,7 +20,7 @@ class Clock:
 
 def chunk(partition: int, likes: list[tuple[int, float]], highwater: int | None) -> Chunk:
     rows = [
-        (offset, LikeEvent(f"p{partition}o{offset}", "like", "u", "x", "a", ts, dwell_ms=400))
+        (offset, LikeEvent(f"p{partition}o{offset}", "like", "u", "x", "a", ts, dwell_ms=400), None)
         for offset, ts in likes
     ]
     end = likes[-1][0] + 1 if likes else 0
@@ -37,12 +38,24 @@ def ids(released: list) -> list[str]:
 
 
 def test_a_chunk_round_trips_with_every_field_the_stage_needs() -> None:
-    like = LikeEvent("e1", "like", "u1", "p1", "a1", 12.25, dwell_ms=900)
-    got = decode_chunk(encode_chunk(3, 8, 12.25, 10, encode_likes([(7, like)])))
-    assert (got.partition, got.next_offset, got.newest, got.highwater) == (3, 8, 12.25, 10)
-    [forwarded] = got.likes
-    assert forwarded.offset == 7
-    assert forwarded.event() == like
+    like = LikeEvent("e1", "like", "u1", "p1", "a1", 12.25, actor_created_at=3.5, dwell_ms=900)
+    counts = WindowCounts(ADDED, (1, 3, 8))
+    raw = encode_likes([(7, like, counts), (9, like, None)])
+    got = decode_chunk(encode_chunk(3, 10, 12.25, 10, raw))
+    assert (got.partition, got.next_offset, got.newest, got.highwater) == (3, 10, 12.25, 10)
+    counted, uncounted = got.likes
+    assert (counted.offset, uncounted.offset) == (7, 9)
+    assert counted.event() == like == uncounted.event()
+    assert counted.window() == counts
+    assert uncounted.window() is None
+
+
+def test_a_like_forwarded_by_an_older_worker_decodes_as_uncounted() -> None:
+    # Before the stage ran new_account_spike and fan_imbalance, a like was seven fields.
+    raw = encode_chunk(0, 1, 5.0, 1, b'[[0,5.0,"e1","u1","p1","a1",null]]')
+    [like] = decode_chunk(raw).likes
+    assert like.event() == LikeEvent("e1", "like", "u1", "p1", "a1", 5.0)
+    assert like.window() is None
 
 
 @pytest.mark.parametrize("raw", [b"", b"[]", b'{"partition": "x"}', b"\xff"])
