@@ -113,6 +113,7 @@ class Stack:
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                cwd=log.parent,  # Faust writes its {app id}-data directory here, not in the repo
             )
 
     def read_topic(self, topic: str, expect: int, timeout: float = 90.0) -> list[dict[str, Any]]:
