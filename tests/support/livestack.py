@@ -211,15 +211,52 @@ def group_lag(bootstrap: str, group: str, topic: str, ends: dict[int, int]) -> i
 
 
 def wait_caught_up(stack: Stack, timeout: float = 180) -> None:
-    """Until the worker group has committed every record of the likes topic."""
+    """Until the worker group has committed every record of the likes topic, and then every
+    record forwarded to the swarm stage (which commits one once its alerts are out; it runs
+    behind detection, more so on a loaded machine)."""
     bootstrap = stack.env["LIKEGUARD_BROKER"].split("://", 1)[-1]
+    group = stack.env["LIKEGUARD_APP_ID"]
     topic = stack.env["LIKEGUARD_LIKES_TOPIC"]
     ends = end_offsets(bootstrap, topic)
     deadline = time.monotonic() + timeout
     lag: int | None = None
     while time.monotonic() < deadline:
-        lag = group_lag(bootstrap, stack.env["LIKEGUARD_APP_ID"], topic, ends)
+        lag = group_lag(bootstrap, group, topic, ends)
         if lag == 0:
-            return
+            break
         time.sleep(1)
-    raise AssertionError(f"worker group did not catch up in {timeout} s (lag {lag})")
+    else:
+        raise AssertionError(f"worker group did not catch up in {timeout} s (lag {lag})")
+    wait_stage_caught_up(stack, deadline)
+
+
+def wait_stage_caught_up(stack: Stack, deadline: float) -> None:
+    """Until the swarm stage has committed every record forwarded to it so far.
+
+    Its topic is never silent while a worker runs (progress reports every 0.5 s), so it
+    cannot be read to its end. Every forwarded record is there before its source records are
+    committed, and reports follow: a second after that, the broker's ListOffsets answer
+    (Tansu: the base offset of the last record batch, a report batch by then) lies past them,
+    and the stage has done them once it has committed past that offset.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    bootstrap = stack.env["LIKEGUARD_BROKER"].split("://", 1)[-1]
+    group = stack.env["LIKEGUARD_APP_ID"]
+    tp = TopicPartition(stack.env.get("LIKEGUARD_SWARM_TOPIC") or f"{group}-swarm-likes", 0)
+    time.sleep(1.0)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        if not consumer.partitions_for_topic(tp.topic):
+            return  # no stage (per-account detectors only) and no topic
+        target = consumer.end_offsets([tp])[tp]
+        committed: int | None = None
+        while target and time.monotonic() < deadline:
+            committed = consumer.committed(tp)
+            if committed is not None and committed > target:
+                return
+            time.sleep(1)
+    finally:
+        consumer.close()
+    if target:
+        raise AssertionError(f"the swarm stage did not commit past {target} (at {committed})")

@@ -257,17 +257,6 @@ def flagged_accounts(alerts: list[dict]) -> dict[str, set[str]]:
 CROSS_ACCOUNT_ONLY = detectors_only("new_account_spike", "fan_imbalance")
 
 
-def test_one_worker_cross_account_detectors_match_replay(
-    stack: Stack, scenario: Path, tmp_path: Path
-) -> None:
-    use_config(stack, tmp_path, CROSS_ACCOUNT_ONLY)
-    expected = replay_alerts(stack, scenario, tmp_path=tmp_path)
-    assert {a["detector"] for a in expected} == {"new_account_spike", "fan_imbalance"}
-    alerts = live_alerts(stack, scenario, tmp_path, workers=1)
-    assert flagged_accounts(alerts) == flagged_accounts(expected)
-    assert findings(alerts) == findings(expected)
-
-
 @pytest.fixture(scope="module")
 def follow_ups_due(scenario: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One like two hours after the scenario's last event: every suspect report's follow-up
@@ -278,6 +267,20 @@ def follow_ups_due(scenario: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     like |= {"post_id": "later-post", "author_id": "later-author", "ts": last + 7200}
     path.write_text(json.dumps(like) + "\n")
     return path
+
+
+def test_one_worker_cross_account_detectors_match_replay(
+    stack: Stack, scenario: Path, follow_ups_due: Path, tmp_path: Path
+) -> None:
+    # One worker's likes still reach these detectors in the stage's batches, not in the
+    # worker's: the accounts named match once every follow-up report has run (without
+    # ``follow_ups_due``, 2 of 71 new-account accounts went unnamed in a CI run).
+    use_config(stack, tmp_path, CROSS_ACCOUNT_ONLY)
+    expected = replay_alerts(stack, scenario, follow_ups_due, tmp_path=tmp_path)
+    assert {a["detector"] for a in expected} == {"new_account_spike", "fan_imbalance"}
+    alerts = live_alerts(stack, scenario, tmp_path, workers=1, then=follow_ups_due)
+    assert flagged_accounts(alerts) == flagged_accounts(expected)
+    assert findings(alerts) == findings(expected)
 
 
 EXACT = ("burst", "churn", "swarm")  # their alert ids do not depend on batch cuts
