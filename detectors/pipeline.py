@@ -69,6 +69,17 @@ def default_detectors(config: Config) -> list[Detector]:
     return detectors
 
 
+def _statuses(
+    likes: Sequence[LikeEvent], windows: Mapping[str, Sequence[WindowCounts | None]]
+) -> list[int]:
+    """Each like's or unlike's status in its core window (``ADDED`` where none was given)."""
+    out: list[int] = []
+    for index, event in enumerate(likes):
+        counts = windows[ACTOR_LIKES if event.type == "like" else ACTOR_UNLIKES][index]
+        out.append(counts.status if counts is not None else ADDED)
+    return out
+
+
 def _actor_if(kind: str) -> object:
     def key_of(event: LikeEvent) -> str | None:
         return event.actor_id if event.type == kind else None
@@ -130,9 +141,7 @@ class Pipeline:
             self._store_snapshots(snapshots, result)
         if likes:
             self._detect(likes, result)
-        self._since_checkpoint += len(events)
-        if self._since_checkpoint >= self.config.models.checkpoint_every_events:
-            self.checkpoint()
+        self._count_towards_checkpoint(len(events))
         return result
 
     def judge_counted(
@@ -146,42 +155,39 @@ class Pipeline:
         alerts it triggered. This is how one stage runs the cross-account detectors on every
         worker's likes (:class:`~detectors.swarm_stage.SwarmStage`).
         """
+        if len(counts) != len(likes):
+            raise ValueError(f"{len(likes)} likes but {len(counts)} counts")
         result = BatchResult()
         if likes:
             result.newest_event_time = max(like.ts for like in likes)
             unlikes: list[WindowCounts | None] = [None] * len(likes)
-            windows = {ACTOR_LIKES: list(counts), ACTOR_UNLIKES: unlikes}
-            redelivered = [
-                like.event_id
-                for like, window in zip(likes, counts, strict=True)
-                if window is not None and window.status == DUPLICATE
-            ]
-            self._judge_and_admit(likes, windows, redelivered, result)
-        self._since_checkpoint += len(likes)
+            windows = {ACTOR_LIKES: counts, ACTOR_UNLIKES: unlikes}
+            self._judge_and_admit(likes, windows, _statuses(likes, windows), result)
+        self._count_towards_checkpoint(len(likes))
+        return result
+
+    def _count_towards_checkpoint(self, events: int) -> None:
+        self._since_checkpoint += events
         if self._since_checkpoint >= self.config.models.checkpoint_every_events:
             self.checkpoint()
-        return result
 
     def _detect(self, likes: list[LikeEvent], result: BatchResult) -> None:
         windows = self.windows.update(likes)
-        redelivered: list[str] = []
-        for index, event in enumerate(likes):
-            family = ACTOR_LIKES if event.type == "like" else ACTOR_UNLIKES
-            counts = windows[family][index]
-            status = counts.status if counts is not None else ADDED
+        statuses = _statuses(likes, windows)
+        for event, status in zip(likes, statuses, strict=True):
             result.outcomes[(event.type, _OUTCOME.get(status, "late"))] += 1
-            if status == DUPLICATE:
-                redelivered.append(event.event_id)
-        result.like_windows = list(windows[ACTOR_LIKES])
-        self._judge_and_admit(likes, windows, redelivered, result)
+        result.like_windows = windows[ACTOR_LIKES]
+        self._judge_and_admit(likes, windows, statuses, result)
 
     def _judge_and_admit(
         self,
         likes: Sequence[LikeEvent],
         windows: Mapping[str, Sequence[WindowCounts | None]],
-        redelivered: list[str],
+        statuses: Sequence[int],
         result: BatchResult,
     ) -> None:
+        # A redelivered event re-sends the alerts it triggered (see below).
+        redelivered = [e.event_id for e, s in zip(likes, statuses, strict=True) if s == DUPLICATE]
         batch = Batch(events=likes, windows=windows, state=self.state)
         findings = [f for found in self._judge(batch) for f in found]
         findings.sort(key=lambda f: f.event_time)

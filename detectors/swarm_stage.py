@@ -68,7 +68,8 @@ class SwarmStage:
 
     @staticmethod
     def enabled(config: Config) -> bool:
-        """Whether ``config`` runs any detector with a cross-account view."""
+        """Whether ``config`` runs any detector with a cross-account view (this builds the
+        detectors: decide it once, not per batch)."""
         return bool(stage_detectors(config))
 
     def process(

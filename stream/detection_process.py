@@ -89,6 +89,7 @@ class StageResult:
 
 _settings: Settings | None = None
 _pipeline: Pipeline | None = None
+_forwards = False  # whether _pipeline's likes go on to the stage (decided once, in _open)
 _stage: SwarmStage | None = None
 _timings: list[Timing] = []
 
@@ -116,7 +117,7 @@ def _record(operation: str, seconds: float, failed: bool) -> None:
 
 
 def _open() -> Pipeline:
-    global _pipeline
+    global _pipeline, _forwards
     if _pipeline is None:
         assert _settings is not None, "child not initialised"
         state = RedisState.from_url(_settings.redis_url, _settings.namespace, _record)
@@ -124,6 +125,7 @@ def _open() -> Pipeline:
         # The worker's swarm stage (stream/swarm_stage.py) runs the cross-account detectors,
         # on the likes of every worker in event-time order; this pipeline forwards them to it.
         _pipeline = Pipeline(state, config, worker_detectors(config))
+        _forwards = SwarmStage.enabled(config)
     return _pipeline
 
 
@@ -159,7 +161,7 @@ def run_batch(values: Sequence[bytes], places: Sequence[tuple[int, int]] | None)
             out.state_error = str(err)
             out.timings = list(_timings)
             return out
-        if places is not None and SwarmStage.enabled(pipeline.config):
+        if places is not None and _forwards:
             out.forward = forwarded(events, rejected, places, out.result.like_windows)
     out.timings = list(_timings)
     return out
