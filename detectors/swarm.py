@@ -47,7 +47,7 @@ one at a time (a quiet live worker), in the live worker's batches or in one repl
 (``tests/integration/detectors/test_swarm_batching.py``). Different orders (partitions that
 advance at different event-time speeds) can still give different findings, so a live worker
 does not run this detector itself: it forwards its likes to one swarm stage that takes every
-worker's likes in replay's order (``stream/swarm_stage.py``, :meth:`SwarmDetector.judge`).
+worker's likes in replay's order (``stream/swarm_stage.py``, ``detectors/swarm_stage.py``).
 
 Redelivery: a like of a post its actor already liked adds no evidence, so a batch seen again
 (after a crash) changes nothing, and the script re-reports the groups each redelivered like
@@ -74,7 +74,7 @@ from redis.commands.core import Script
 
 from detectors.base import ACTOR_LIKES, Batch, Detector, Finding
 from detectors.config import SwarmConfig
-from detectors.state import RedisState, script_json
+from detectors.state import script_json
 from schemas.records import LikeEvent
 
 PATTERNS = {"l": "lockstep", "r": "ring"}
@@ -159,14 +159,12 @@ class SwarmDetector(Detector):
         ]
 
     def detect(self, batch: Batch) -> list[Finding]:
-        return self.judge(batch.events, batch.state)
+        """The findings of the batch's likes (unlikes are skipped), taken in the given order.
 
-    def judge(self, events: Sequence[LikeEvent], state: RedisState) -> list[Finding]:
-        """The findings of ``events`` (unlikes are skipped), taken in the given order.
-
-        Needs no window counts (it reads the core like windows in ``swarm.lua``, before
-        each like's time), so it can run behind the detection that counted the likes.
+        Uses none of ``batch.windows`` (it reads the core like windows in ``swarm.lua``,
+        before each like's time), so it can run behind the detection that counted the likes.
         """
+        events, state = batch.events, batch.state
         # Redelivered likes too: the script knows them (they add no evidence) and re-reports
         # the groups they triggered, in case the alert never made it past the gate.
         likes: list[LikeEvent] = []

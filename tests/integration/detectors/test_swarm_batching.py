@@ -5,6 +5,10 @@ The live worker hands the pipeline batches whose boundaries depend on arrival ti
 time, in odd-sized batches, in the live worker's size and as one single batch must give the
 same swarm alerts: same ids (so the same trigger events), same groups, same members, same
 evidence. Only the swarm detector runs, so other detectors' batch behaviour cannot interfere.
+
+A live deployment runs the detectors with a cross-account view (swarm, new_account_spike,
+fan_imbalance) in one stage behind the workers' detection, in batches of its own
+(``detectors/swarm_stage.py``): the last tests run it so, on counts detection gave first.
 """
 
 from __future__ import annotations
