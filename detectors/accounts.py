@@ -215,10 +215,11 @@ def load_script(state: RedisState, name: str, cache: dict[int, Script]) -> Scrip
     return script
 
 
-#: Cool-down of report findings. Reports pace themselves (a follow-up every ``report_every``
-#: while suspects keep coming, at once when an answer was cut at ``max_accounts``) and mark
-#: what they name as reported, so the alert gate must not drop one: it would lose names.
-REPORT_COOLDOWN = 0.001
+#: Cool-down of report findings: none. Reports pace themselves (a follow-up every
+#: ``report_every`` while suspects keep coming, at once when an answer was cut at
+#: ``max_accounts``) and mark what they name as reported, so the alert gate must not drop one:
+#: it would lose names.
+REPORT_COOLDOWN = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,9 +255,25 @@ class Report:
     first_alert: float | None
     reported_total: int
 
+    @property
+    def ended(self) -> bool:
+        """A follow-up that found nobody new: the report ended at its request's ``until``."""
+        return not self.request.initial and not self.suspects
+
+    @property
+    def follow_up_id(self) -> str:
+        """The trigger id of a follow-up alert: the subject and the stretch it covers, which
+        the event-time schedule fixes whatever batches the stream came in."""
+        return f"follow-up:{self.request.subject}:{self.since!r}-{self.until!r}"
+
 
 class SuspectReports:
     """Reads and schedules suspect reports for one detector (key prefix ``prefix``).
+
+    Follow-ups fall due on a grid of event times (``report_every`` after the report's last
+    stretch) and each covers the stretch up to its due time, so what reports name, and when,
+    does not depend on how the stream was cut into batches. :meth:`run` answers requests and
+    the follow-ups that fall due by the batch's newest event, in due order per subject.
 
     Parameters
     ----------
@@ -276,17 +293,37 @@ class SuspectReports:
         self.ttl = ttl
         self.max_accounts = max_accounts
         self._scripts: dict[int, Script] = {}
+        #: Event time of the earliest follow-up queued (``-inf``: not known yet, look).
+        self.next_due = -math.inf
+
+    def run(self, state: RedisState, requests: Sequence[ReportRequest], now: float) -> list[Report]:
+        """Answer ``requests``, then every follow-up due by ``now`` (event time), in rounds
+        until none is left: a follow-up that finds suspects schedules the next, which may be
+        due by ``now`` too. One round trip per round; none when nothing is asked or due."""
+        reports: list[Report] = []
+        while requests or now >= self.next_due:
+            answered, due = self._call(state, requests, now)
+            reports += answered
+            requests = [ReportRequest(subject, None, at, False) for subject, at in due]
+        return reports
 
     def fetch(self, state: RedisState, requests: Sequence[ReportRequest]) -> list[Report]:
-        """One round trip: the suspects of every request, with reports and schedules updated."""
+        """One round trip: the suspects of every request, with reports and schedules updated
+        (no follow-up is claimed)."""
         if not requests:
             return []
+        return self._call(state, requests, None)[0]
+
+    def _call(
+        self, state: RedisState, requests: Sequence[ReportRequest], claim_until: float | None
+    ) -> tuple[list[Report], list[tuple[str, float]]]:
         args: list[str | int | float] = [
             state.namespace,
             self.prefix,
             self.ttl,
             self.max_accounts,
             repr(float(self.report_every)),
+            "" if claim_until is None else repr(float(claim_until)),
         ]
         for request in requests:
             args += [
@@ -318,7 +355,12 @@ class SuspectReports:
                     reported_total=int(total),
                 )
             )
-        return reports
+        claimed = int(flat[pos])
+        pairs = flat[pos + 1 : pos + 1 + 2 * claimed]
+        due = [(_text(pairs[j]), float(pairs[j + 1])) for j in range(0, len(pairs), 2)]
+        earliest = parse_float(flat[pos + 1 + 2 * claimed])
+        self.next_due = math.inf if earliest is None else earliest
+        return reports, due
 
 
 def _text(raw: bytes | str | int) -> str:

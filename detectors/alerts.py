@@ -61,10 +61,7 @@ class AlertGate:
             if a_id not in firsts:
                 firsts[a_id] = (finding, _to_alert(finding, a_id, self.config))
         candidates = list(firsts.values())
-        longest = max(
-            (f.cooldown_seconds or self.config.cooldown_seconds for f, _ in candidates),
-            default=0,
-        )
+        longest = max((self._cooldown(f) for f, _ in candidates), default=0)
         args: list[str | float] = [self.state.namespace, int(longest * 2 + 86400)]
         for finding, alert in candidates:
             args += [
@@ -72,12 +69,17 @@ class AlertGate:
                 finding.subject_id,
                 alert.alert_id,
                 repr(finding.event_time),
-                finding.cooldown_seconds or self.config.cooldown_seconds,
+                self._cooldown(finding),
                 finding.trigger_event_id,
                 alert.to_json(),
             ]
         verdicts = self.state.run_script("cooldown", args)
         return [alert for (_, alert), ok in zip(candidates, verdicts, strict=True) if int(ok)]
+
+    def _cooldown(self, finding: Finding) -> float:
+        """The finding's own cool-down (0: none), else the configured one."""
+        own = finding.cooldown_seconds
+        return self.config.cooldown_seconds if own is None else own
 
     def redelivered(self, event_ids: Sequence[str]) -> list[Alert]:
         """Alerts previously triggered by these (redelivered) events, from the outbox."""

@@ -1,8 +1,8 @@
 -- fan_imbalance, one call per batch: followers of the batch's authors (and the best post of
 -- those with enough followers to judge), snapshots of the posts with enough likes to judge,
--- quick-like suspects, and due follow-up reports.
+-- and quick-like suspects.
 --
--- ARGV: namespace, ttl, top_kept, lookback, cap, now, watch candidate (the batch's first ts),
+-- ARGV: namespace, ttl, top_kept, lookback, cap, watch candidate (the batch's first ts),
 --       min_followers, recent (s), then one JSON object:
 --   authors: [author, ...]
 --   tops:    [[author index (1-based), post, distinct likers in the day], ...]
@@ -15,27 +15,25 @@
 --   posts:   per post [distinct likers in (t - recent, +inf), views, completions, snapshot
 --            time, likers up to the snapshot's time, reported-until, 1 if a follow-up is
 --            scheduled else 0] ('' where there is no snapshot / report)
---   due:     subjects whose follow-up fell due (claimed: removed from the queue)
 --
 -- Keys: {ns}:acct:{id}, {ns}:post:{id} (snapshots, read), {ns}:likers:{post} (distinct likers,
 -- read; see post_likers.lua), {ns}:fi:watch, {ns}:fi:top:{author} (post -> most distinct
 -- likers seen in a day, the `top_kept` best, only for authors with min_followers),
 -- {ns}:fi:sus:p:{post} (quick likers -> latest like time, within `lookback`, at most `cap`),
--- {ns}:fi:rep:{subject} and {ns}:fi:due (see suspects.lua). Every key has TTL `ttl`.
+-- {ns}:fi:rep:{subject} and {ns}:fi:due (read; see suspects.lua). Every key has TTL `ttl`.
 local ns = ARGV[1]
 local ttl = tonumber(ARGV[2])
 local top_kept = tonumber(ARGV[3])
 local lookback = tonumber(ARGV[4])
 local cap = tonumber(ARGV[5])
-local now = ARGV[6]
-local min_followers = tonumber(ARGV[8])
-local recent = tonumber(ARGV[9])
-local batch = cjson.decode(ARGV[10])
+local min_followers = tonumber(ARGV[7])
+local recent = tonumber(ARGV[8])
+local batch = cjson.decode(ARGV[9])
 local prefix = ns .. ':fi:'
 local function fmt(x) return string.format('%.6f', x) end
 
 local watch_key = prefix .. 'watch'
-redis.call('SET', watch_key, ARGV[7], 'NX')
+redis.call('SET', watch_key, ARGV[6], 'NX')
 redis.call('EXPIRE', watch_key, ttl)
 local result = { watch = redis.call('GET', watch_key) }
 
@@ -105,8 +103,5 @@ for p, entry in ipairs(batch.posts) do
 end
 result.posts = posts
 
-local due = redis.call('ZRANGEBYSCORE', due_key, '-inf', now)
-for _, subject in ipairs(due) do redis.call('ZREM', due_key, subject) end
-result.due = due
 -- (An empty table encodes as {}: the caller reads it as an empty list.)
 return cjson.encode(result)

@@ -18,9 +18,12 @@ post of about the last day got under ``min(max_engagement, engagement_factor × 
 of their followers in distinct likers. Judged on likes touching the author's posts, once the
 namespace has watched likes for ``min_observed_seconds``.
 
+Follow-ups fall due on a fixed grid of event times, so when they come and whom they name does
+not depend on where the stream's batches end.
+
 Cost per batch: one Lua call (followers and best post of the batch's authors, snapshots of
-the posts with enough likes, quick-like sets, due follow-ups) and, only when a post is
-flagged, one more for its suspects. Python work is one pass over the events, then one step
+the posts with enough likes, quick-like sets) and, only when a post is flagged or a follow-up
+falls due, one more for the reports. Python work is one pass over the events, then one step
 per distinct post and author of the batch.
 """
 
@@ -296,8 +299,13 @@ class FanImbalanceDetector(Detector):
                     entry += (event.actor_id, event.ts)
         now = max(e.ts for e in events)
         first = min(e.ts for e in events)
-        watch, authors, snapshots, due = self._exchange(batch, activity, quick, now, first)
+        watch, authors, snapshots = self._exchange(batch, activity, quick, now, first)
         observed = now - watch
+        # Follow-ups due by now, after this batch's quick likers are written (a follow-up names
+        # those liked up to its due time) and before posts are judged: a report that ends
+        # within the batch leaves the post's later likes free to start the next one.
+        reports = self.reports.run(batch.state, [], now)
+        ended = {r.request.subject: r.request.until for r in reports if r.ended}
 
         findings: list[Finding] = []
         requests: list[ReportRequest] = []
@@ -314,18 +322,22 @@ class FanImbalanceDetector(Detector):
                 threshold = self.audience_threshold(tier)
                 verdict = judge_post(likes_recent, likes_day, followers, threshold, views, cfg)
                 if verdict.flagged:
-                    if not scheduled:
+                    subject = POST + post
+                    # Likes up to where the post's last report ended are that report's; a
+                    # report still running (its follow-up is not due yet) covers them all.
+                    after = ended.get(subject, reported_until)
+                    if after is None:
+                        after = -math.inf
+                    if (subject in ended or not scheduled) and event.ts > after:
                         index, verdict = self._crossing(
-                            batch, post, index, verdict, followers, threshold, views
+                            batch, post, index, verdict, followers, threshold, views, after
                         )
                         event = events[index]
-                        since = event.ts - cfg.suspect_lookback_seconds
-                        if reported_until is not None:
-                            since = max(since, reported_until)
+                        since = max(event.ts - cfg.suspect_lookback_seconds, after)
                         requests.append(
-                            ReportRequest(POST + post, since, event.ts, True, event.author_id)
+                            ReportRequest(subject, since, event.ts, True, event.author_id)
                         )
-                        context[POST + post] = (index, verdict, tier)
+                        context[subject] = (index, verdict, tier)
                     continue  # a flagged post does not teach the baseline
             if followers and likes_day >= learn_min and sampled(event.event_id, learn):
                 self.audience.learn(self.audience.tier(followers), log_ratio(likes_day, followers))
@@ -336,11 +348,11 @@ class FanImbalanceDetector(Detector):
                 if finding is not None:
                     findings.append(finding)
 
-        for subject in due:
-            if subject not in context:
-                requests.append(ReportRequest(subject, None, now, False))
-        for report in self.reports.fetch(batch.state, requests):
-            finding = self._post_finding(batch, report, context.get(report.request.subject), now)
+        if requests:
+            reports += self.reports.run(batch.state, requests, now)
+        for report in reports:
+            initial = context.get(report.request.subject) if report.request.initial else None
+            finding = self._post_finding(batch, report, initial)
             if finding is not None:
                 findings.append(finding)
         return findings
@@ -354,6 +366,7 @@ class FanImbalanceDetector(Detector):
         followers: float | None,
         threshold: float,
         views: Views | None,
+        after: float,
     ) -> tuple[int, PostVerdict]:
         """The first like of the batch at which ``post`` was already flagged, and its verdict.
 
@@ -361,7 +374,8 @@ class FanImbalanceDetector(Detector):
         the post, not to its last like. The counts at an earlier like are the counts at the
         last one minus the batch's later likes of the post: a lower bound (likes that left
         the window meanwhile are not added back), so the crossing is never placed too early;
-        nor before the snapshot the verdict relies on.
+        nor before the snapshot the verdict relies on, nor at or before ``after`` (where the
+        post's last report ended).
         """
         events = batch.events
         positions = [
@@ -372,7 +386,7 @@ class FanImbalanceDetector(Detector):
         likes_recent, likes_day = verdict.evidence["likers_hour"], verdict.evidence["likers_day"]
         later = len(positions) - 1
         for position in positions[:-1]:
-            if events[position].ts < not_before:
+            if events[position].ts < not_before or events[position].ts <= after:
                 later -= 1
                 continue
             earlier = judge_post(
@@ -435,7 +449,6 @@ class FanImbalanceDetector(Detector):
         batch: Batch,
         report: Report,
         context: tuple[int, PostVerdict, int] | None,
-        now: float,
     ) -> Finding | None:
         post = report.request.subject[len(POST) :]
         accounts = list(report.suspects)
@@ -458,7 +471,7 @@ class FanImbalanceDetector(Detector):
             event_time, trigger, score = event.ts, event.event_id, verdict.score
             evidence.update(verdict.evidence, reasons=list(verdict.reasons), tier=tier)
         else:
-            event_time, trigger, score = now, f"follow-up:{report.request.subject}:{now!r}", 1.0
+            event_time, trigger, score = report.request.until, report.follow_up_id, 1.0
         return Finding(
             detector=self.name,
             subject_kind="post",
@@ -486,7 +499,6 @@ class FanImbalanceDetector(Detector):
         float,
         dict[str, Author],
         dict[str, tuple[int, Views | None, float | None, bool]],
-        list[str],
     ]:
         """One round trip; see ``imbalance.lua`` for what goes in and out.
 
@@ -523,7 +535,6 @@ class FanImbalanceDetector(Detector):
             cfg.top_posts_kept,
             cfg.suspect_lookback_seconds,
             self.max_suspects,
-            repr(now),
             repr(first),
             cfg.min_followers,
             LIKER_WINDOWS[RECENT],
@@ -561,8 +572,7 @@ class FanImbalanceDetector(Detector):
                 )
             )
             snapshots[post] = (int(recent), snapshot, parse_float(until), bool(scheduled))
-        due = [str(subject) for subject in reply["due"] or []]
-        return (now if watch is None else watch), authors, snapshots, due
+        return (now if watch is None else watch), authors, snapshots
 
     # ---------------------------------------------------------------------- models
 

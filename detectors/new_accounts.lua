@@ -1,8 +1,6 @@
--- new_account_spike, one call per batch: account ages, new likers per post, and follow-up
--- reports that fell due.
+-- new_account_spike, one call per batch: account ages, and new likers per post.
 --
--- ARGV: namespace, max_age, window, ttl, cap, now, min_new, min_share, day, then one JSON
---       object:
+-- ARGV: namespace, max_age, window, ttl, cap, min_new, min_share, day, then one JSON object:
 --   actors: [[actor, created_at from an event or '' (look it up)], ...]
 --   likes:  [[actor index (1-based), post, ts], ...]  likes by new or not yet known accounts
 --   posts:  [[post, [ts, ...]], ...]   posts those likes went to, with the likes' times
@@ -15,23 +13,23 @@
 --            (t - day, t]) at the post's first like (of those given) where both bars are met
 --            (at least min_new new likers, making at least min_share of all), else at its
 --            last: the finding's time is the like that crossed the bar, not the end of the
---            batch.
---   due:     subjects whose follow-up fell due (claimed: removed from the queue)
+--            batch. A post under report (a follow-up scheduled) is not judged, nor its likes
+--            at or before where its last report ended: those are the report's.
 --
+-- Writing a like twice (a batch judged again once a report ended) changes nothing.
 -- Keys: {ns}:acct:{id} (account snapshots, read), {ns}:likers:{post} (distinct likers, read;
 -- see post_likers.lua), {ns}:na:sus:p:{post} (new likers -> latest like time, trimmed to
--- `day`, at most `cap` members, TTL `ttl`), {ns}:na:rep:{subject} and {ns}:na:due (see
+-- `day`, at most `cap` members, TTL `ttl`), {ns}:na:rep:{subject} and {ns}:na:due (read; see
 -- suspects.lua).
 local ns = ARGV[1]
 local max_age = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
 local cap = tonumber(ARGV[5])
-local now = ARGV[6]
-local min_new = tonumber(ARGV[7])
-local min_share = tonumber(ARGV[8])
-local day = tonumber(ARGV[9])
-local batch = cjson.decode(ARGV[10])
+local min_new = tonumber(ARGV[6])
+local min_share = tonumber(ARGV[7])
+local day = tonumber(ARGV[8])
+local batch = cjson.decode(ARGV[9])
 local prefix = ns .. ':na:'
 
 local created, born = {}, {}
@@ -70,15 +68,22 @@ for p, post in ipairs(batch.posts) do
   local subject = 'p:' .. post[1]
   local sus_key, likers_key = prefix .. 'sus:' .. subject, ns .. ':likers:' .. post[1]
   local times = post[2]
+  local reported_until = redis.call('HGET', prefix .. 'rep:' .. subject, 'until') or ''
+  local scheduled = redis.call('ZSCORE', due_key, subject) and 1 or 0
+  local after = tonumber(reported_until) or -math.huge
   local new, likers, at = 0, 0, #times
-  for k, t in ipairs(times) do
-    new = count(sus_key, t)
-    -- Only a like that could cross the bar needs the total.
-    if new >= min_new or k == #times then
-      likers = math.max(new, count(likers_key, t))
-      if new >= min_new and new >= min_share * likers then
-        at = k
-        break
+  if scheduled == 0 then
+    for k, t in ipairs(times) do
+      if t > after then
+        new = count(sus_key, t)
+        -- Only a like that could cross the bar needs the total.
+        if new >= min_new or k == #times then
+          likers = math.max(new, count(likers_key, t))
+          if new >= min_new and new >= min_share * likers then
+            at = k
+            break
+          end
+        end
       end
     end
   end
@@ -88,14 +93,8 @@ for p, post in ipairs(batch.posts) do
     new_day = count(sus_key, times[at], day)
     likers_day = math.max(new_day, count(likers_key, times[at], day))
   end
-  posts[p] = {
-    new, likers, at, new_day, likers_day,
-    redis.call('HGET', prefix .. 'rep:' .. subject, 'until') or '',
-    redis.call('ZSCORE', due_key, subject) and 1 or 0,
-  }
+  posts[p] = {new, likers, at, new_day, likers_day, reported_until, scheduled}
 end
 
-local due = redis.call('ZRANGEBYSCORE', due_key, '-inf', now)
-for _, subject in ipairs(due) do redis.call('ZREM', due_key, subject) end
 -- (An empty table encodes as {}: the caller reads it as an empty list.)
-return cjson.encode({created = created, posts = posts, due = due})
+return cjson.encode({created = created, posts = posts})

@@ -14,12 +14,17 @@ post) names the new likers, and the author as beneficiary when new accounts are 
 passing, as camouflage, does not implicate its author); while new likers keep coming,
 follow-ups name the later ones (:class:`~detectors.accounts.SuspectReports`).
 
+Follow-ups fall due on a fixed grid of event times and a post is judged on every like not
+covered by its running report, so the alerts, ids included, do not depend on where the stream's
+batches end (replay with any ``--batch-size``, one worker or several).
+
 Cost per batch: one pass over the events in Python, in which likes by accounts known to be
 old only feed the population quantile, and the shared per-post liker sets
 (:class:`~detectors.accounts.PostLikers`, one Lua call shared with fan_imbalance). Only when
 the batch has likes by new accounts (or by accounts of unknown age): one Lua call (ages from
-snapshots, new-liker sets, their counts, due follow-ups) and, when a post is flagged, one more
-for its suspects.
+snapshots, new-liker sets, their counts); when a post is flagged or a follow-up falls due, one
+more for the reports (and, when a report ends within the batch and its post has later likes
+by new accounts, one more count of those).
 """
 
 from __future__ import annotations
@@ -153,7 +158,6 @@ class NewAccountSpikeDetector(Detector):
         # New likers kept per post: as many as a window key holds (alerts name max_accounts).
         self.max_suspects = max(windows.max_members, config.max_accounts)
         self._scripts: dict[int, Script] = {}
-        self._due_checked = -math.inf
 
     def prepare(self, batch: Batch) -> None:
         # Every like must reach the per-post liker sets (shared with fan_imbalance: the work is
@@ -188,11 +192,26 @@ class NewAccountSpikeDetector(Detector):
             if born is not None or event.actor_id not in created:
                 created[event.actor_id] = born
             candidates.append(index)
-        if not candidates and not self._may_have_due(now):
-            return []
-        born_at, targets, due = self._exchange(batch, created, candidates, now)
+        findings: list[Finding] = []
+        targets: dict[str, Target] = {}
+        if candidates:
+            born_at, targets = self._exchange(batch, created, candidates)
+            findings += self._actor_side(batch, candidates, born_at)
+        # Follow-ups due by now, after this batch's new likers are written (a follow-up names
+        # those liked up to its due time) and before posts are judged: a report that ends
+        # within the batch leaves the post's later likes free to start the next one.
+        reports = self.reports.run(batch.state, [], now)
+        ended = {r.request.subject: r.request.until for r in reports if r.ended}
+        again = [
+            i
+            for i in candidates
+            if POST + batch.events[i].post_id in ended
+            and targets[batch.events[i].post_id].scheduled
+            and batch.events[i].ts > ended[POST + batch.events[i].post_id]
+        ]
+        if again:
+            targets |= self._exchange(batch, created, again)[1]
 
-        findings = self._actor_side(batch, candidates, born_at)
         requests: list[ReportRequest] = []
         context: dict[str, tuple[Target, TargetVerdict]] = {}
         for post, target in targets.items():
@@ -212,26 +231,14 @@ class NewAccountSpikeDetector(Detector):
             author = event.author_id if implicated else ""
             requests.append(ReportRequest(subject, since, event.ts, True, author))
             context[subject] = (target, verdict)
-        for subject in due:
-            if subject not in context:
-                requests.append(ReportRequest(subject, None, now, False))
-        for report in self.reports.fetch(batch.state, requests):
-            finding = self._target_finding(batch, report, context.get(report.request.subject), now)
+        if requests:
+            reports += self.reports.run(batch.state, requests, now)
+        for report in reports:
+            initial = context.get(report.request.subject) if report.request.initial else None
+            finding = self._target_finding(batch, report, initial)
             if finding is not None:
                 findings.append(finding)
         return findings
-
-    def _may_have_due(self, now: float) -> bool:
-        """Whether a follow-up may have fallen due by ``now`` (event time).
-
-        Follow-ups are scheduled ``report_every_seconds`` apart; checking the queue once per
-        tenth of that keeps batches without new accounts free of Redis calls.
-        """
-        step = self.config.report_every_seconds / 10
-        if now - self._due_checked < step:
-            return False
-        self._due_checked = now
-        return True
 
     # ------------------------------------------------------------------------ redis
 
@@ -240,20 +247,18 @@ class NewAccountSpikeDetector(Detector):
         batch: Batch,
         created: dict[str, float | None],
         candidates: list[int],
-        now: float,
-    ) -> tuple[
-        dict[str, float | None],
-        dict[str, Target],
-        list[str],
-    ]:
+    ) -> tuple[dict[str, float | None], dict[str, Target]]:
         """One round trip (see ``new_accounts.lua``).
 
-        Returns the creation times found for the accounts, what the script counted for each
-        post liked by a candidate, and the due follow-ups.
+        Returns the creation times found for the accounts (of ``created``, in order), and what
+        the script counted for each post liked by a candidate.
         """
         cfg = self.config
-        slot = {actor: position + 1 for position, actor in enumerate(created)}
         events = batch.events
+        if len(candidates) < len(events):
+            wanted = {events[i].actor_id for i in candidates}
+            created = {a: b for a, b in created.items() if a in wanted}
+        slot = {actor: position + 1 for position, actor in enumerate(created)}
         by_post: dict[str, list[int]] = {}
         for index in candidates:
             by_post.setdefault(events[index].post_id, []).append(index)
@@ -270,7 +275,6 @@ class NewAccountSpikeDetector(Detector):
             self.window,
             cfg.state_ttl_seconds,
             self.max_suspects,
-            repr(now),
             cfg.min_new_likers,
             repr(float(cfg.min_new_share)),
             LIKER_WINDOWS[DAY],
@@ -297,7 +301,7 @@ class NewAccountSpikeDetector(Detector):
                 by_post, reply["posts"] or [], strict=True
             )
         }
-        return born_at, targets, [str(s) for s in reply["due"] or []]
+        return born_at, targets
 
     # ----------------------------------------------------------------------- verdicts
 
@@ -347,7 +351,6 @@ class NewAccountSpikeDetector(Detector):
         batch: Batch,
         report: Report,
         context: tuple[Target, TargetVerdict] | None,
-        now: float,
     ) -> Finding | None:
         subject = report.request.subject
         post = subject[len(POST) :]
@@ -381,7 +384,7 @@ class NewAccountSpikeDetector(Detector):
                 author_min_new_share=self.config.author_min_new_share,
             )
         else:
-            event_time, trigger, score = now, f"follow-up:{subject}:{now!r}", 1.0
+            event_time, trigger, score = report.request.until, report.follow_up_id, 1.0
             if report.author:
                 evidence["author_id"] = report.author
         return Finding(

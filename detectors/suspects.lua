@@ -13,22 +13,28 @@
 -- yet, ahead of the new ones. In one event-time-ordered stream (replay, one worker) there are
 -- none, except a like tied in time with where a report ended or cut.
 --
--- ARGV: namespace, prefix, ttl, max members per answer, report_every,
---       then per request: subject, since ('' = where the last report ended), until,
+-- ARGV: namespace, prefix, ttl, max members per answer, report_every, claim until ('' = claim
+--       nothing), then per request: subject, since ('' = where the last report ended), until,
 --       initial (1 | 0), author ('' if none)
 -- Returns per request: author, first alert time ('' if none), suspects reported so far, the
---       `since` and `until` used, n, then n suspects (oldest first).
--- An initial request always schedules a follow-up; a follow-up schedules the next one only
--- when it found new suspects, so a report ends by itself once the fake likes stop. An answer
--- cut at `max members` ends at its last suspect's time, and the rest is due at once.
+--       `since` and `until` used, n, then n suspects (oldest first); then, after the requests
+--       are done, m, the m follow-ups due by `claim until` as subject, due time pairs (claimed:
+--       removed from the queue), and the earliest follow-up still queued ('' if none).
+-- An initial request always schedules a follow-up `report_every` after its `until`; a follow-up
+-- schedules the next one only when it found new suspects, so a report ends by itself once the
+-- fake likes stop. Follow-ups fall due on that grid of event times whatever batches the stream
+-- comes in, and the caller asks for a due follow-up with its due time as `until`, so what a
+-- report names and when does not depend on where batches end. An answer cut at `max members`
+-- ends at its last suspect's time, and the rest (up to the request's `until`) is due at once.
 local ns = ARGV[1]
 local prefix = ns .. ':' .. ARGV[2] .. ':'
 local ttl = tonumber(ARGV[3])
 local cap = tonumber(ARGV[4])
 local every = tonumber(ARGV[5])
+local claim_until = ARGV[6]
 local due_key = prefix .. 'due'
 local out = {}
-local i = 6
+local i = 7
 local n = #ARGV
 while i <= n do
   local subject = ARGV[i]
@@ -62,10 +68,11 @@ while i <= n do
   for j = 1, #found, 2 do members[#members + 1] = found[j] end
   local next_due = tonumber(upto) + every
   if #members >= cap and cap > 0 then
-    -- Cut: the rest is due at once (late suspects not named yet are found again then), from
-    -- the last new suspect named, or from where the last report ended if none was.
-    if #found > 0 then upto = found[#found] else upto = since end
+    -- Cut: the rest, up to this request's `until`, is due at once (late suspects not named
+    -- yet are found again then), from the last new suspect named, or from where the last
+    -- report ended if none was.
     next_due = tonumber(upto)
+    if #found > 0 then upto = found[#found] else upto = since end
   end
   for k = 1, #members, 1000 do
     redis.call('SADD', named_key, unpack(members, k, math.min(#members, k + 999)))
@@ -93,4 +100,12 @@ while i <= n do
   out[#out + 1] = #members
   for _, member in ipairs(members) do out[#out + 1] = member end
 end
+local claimed = {}
+if claim_until ~= '' then
+  claimed = redis.call('ZRANGEBYSCORE', due_key, '-inf', claim_until, 'WITHSCORES')
+  for j = 1, #claimed, 2 do redis.call('ZREM', due_key, claimed[j]) end
+end
+out[#out + 1] = #claimed / 2
+for _, value in ipairs(claimed) do out[#out + 1] = value end
+out[#out + 1] = redis.call('ZRANGE', due_key, 0, 0, 'WITHSCORES')[2] or ''
 return out
