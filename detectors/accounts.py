@@ -53,10 +53,12 @@ RECENT, DAY = 0, 1
 
 @dataclass(frozen=True, slots=True)
 class PostActivity:
-    """One post's last like in a batch (``index``) and its distinct likers in the day then."""
+    """One post's last like in a batch (``index``), its distinct likers in the day then, and
+    how many of them the batch added (``likers - added`` were its likers before it)."""
 
     index: int
     likers: int
+    added: int = 0
 
 
 class PostLikers:
@@ -127,8 +129,30 @@ class PostLikers:
             reply = script(keys=[], args=args)
         counts = [int(v) for v in bytes(reply).split(b",")]
         return {
-            post: PostActivity(last[post], count) for post, count in zip(likes, counts, strict=True)
+            post: PostActivity(last[post], counts[2 * k], counts[2 * k + 1])
+            for k, post in enumerate(likes)
         }
+
+
+def milestones(before: int, after: int, first: int) -> list[int]:
+    """The doublings of ``first`` (``first``, ``2 first``, ``4 first``, ...) that a count
+    passed going from ``before`` to ``after``.
+
+    A post teaches a baseline once per doubling of its likers: how often it does no longer
+    depends on how often it is judged (once per batch it appears in), so a post being farmed
+    cannot outvote the population by being liked in every batch, and a replay in batches of
+    any size learns the same values.
+
+    >>> milestones(2, 13, first=3), milestones(13, 23, first=3), milestones(5, 5, first=3)
+    ([3, 6, 12], [], [])
+    """
+    out: list[int] = []
+    mark = max(1, first)
+    while mark <= after:
+        if mark > before:
+            out.append(mark)
+        mark *= 2
+    return out
 
 
 def account_age(ts: float, created_at: float | None) -> float | None:

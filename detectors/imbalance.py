@@ -47,6 +47,7 @@ from detectors.accounts import (
     SuspectReports,
     TierQuantiles,
     load_script,
+    milestones,
     parse_float,
 )
 from detectors.base import Batch, Detector, Finding, sampled
@@ -339,8 +340,12 @@ class FanImbalanceDetector(Detector):
                         )
                         context[subject] = (index, verdict, tier)
                     continue  # a flagged post does not teach the baseline
-            if followers and likes_day >= learn_min and sampled(event.event_id, learn):
-                self.audience.learn(self.audience.tier(followers), log_ratio(likes_day, followers))
+            if followers:
+                before = likes_day - post_activity.added
+                tier = self.audience.tier(followers)
+                for mark in milestones(before, likes_day, learn_min):
+                    if sampled(f"{post}:{mark}", learn):
+                        self.audience.learn(tier, log_ratio(mark, followers))
 
         if observed >= cfg.min_observed_seconds:
             for author_id, author in authors.items():

@@ -174,6 +174,10 @@ class NewAccountSpikeDetector(Detector):
         # actor -> created_at from an event (None: look it up), in first-seen order
         created: dict[str, float | None] = {}
         candidates: list[int] = []  # likes by new accounts, or by accounts of unknown age
+        # A candidate is judged against the population as of its like, not as of the batch's
+        # end: the bars do not depend on where the batch ends.
+        bars: dict[int, list[float]] = {}
+        current: list[float] | None = None
         now = batch.events[0].ts
         for index, event in enumerate(batch.events):
             if event.ts > now:
@@ -188,15 +192,21 @@ class NewAccountSpikeDetector(Detector):
                     share = learn / max(1, window.counts[learn_at])
                     if sampled(event.event_id, share):
                         self.model.learn_one(window.counts)
+                        current = None
                 continue
             if born is not None or event.actor_id not in created:
                 created[event.actor_id] = born
             candidates.append(index)
+            if current is None:
+                current = actor_thresholds(
+                    cfg.min_likes, self.model.quantiles(), cfg.quantile_factor
+                )
+            bars[index] = current
         findings: list[Finding] = []
         targets: dict[str, Target] = {}
         if candidates:
             born_at, targets = self._exchange(batch, created, candidates)
-            findings += self._actor_side(batch, candidates, born_at)
+            findings += self._actor_side(batch, candidates, born_at, bars)
         # Follow-ups due by now, after this batch's new likers are written (a follow-up names
         # those liked up to its due time) and before posts are judged: a report that ends
         # within the batch leaves the post's later likes free to start the next one.
@@ -306,10 +316,13 @@ class NewAccountSpikeDetector(Detector):
     # ----------------------------------------------------------------------- verdicts
 
     def _actor_side(
-        self, batch: Batch, candidates: list[int], born_at: dict[str, float | None]
+        self,
+        batch: Batch,
+        candidates: list[int],
+        born_at: dict[str, float | None],
+        bars: dict[int, list[float]],
     ) -> list[Finding]:
         cfg = self.config
-        thresholds = actor_thresholds(cfg.min_likes, self.model.quantiles(), cfg.quantile_factor)
         actor_w = batch.windows[ACTOR_LIKES]
         findings: list[Finding] = []
         for index in candidates:
@@ -322,6 +335,7 @@ class NewAccountSpikeDetector(Detector):
                 continue
             window = actor_w[index]
             assert window is not None
+            thresholds = bars[index]
             best, best_ratio = _best_ratio(window, thresholds)
             if best_ratio < 1.0:
                 continue

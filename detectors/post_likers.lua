@@ -11,7 +11,8 @@
 -- ARGV: namespace, retention, cap, ttl, day (s),
 --       then one JSON array, per post: [post, evaluation time, [liker, ts, liker, ts, ...]]
 -- Returns one comma-separated string: per post, its distinct likers in (t - day, +inf), t
--- being its evaluation time (its newest like of the batch).
+-- being its evaluation time (its newest like of the batch), and how many of them are new (were
+-- not its likers before this call).
 --
 -- Work is per post of the batch, not per like: one ZADD with all its likers and a count.
 local prefix = ARGV[1] .. ':likers:'
@@ -45,5 +46,6 @@ for _, entry in ipairs(cjson.decode(ARGV[6])) do
     redis.call('EXPIRE', key, ttl)
   end
   out[#out + 1] = day
+  out[#out + 1] = math.min(added, day)
 end
 return table.concat(out, ',')
