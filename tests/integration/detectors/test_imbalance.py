@@ -248,3 +248,25 @@ def test_keys_have_ttls(state: RedisState) -> None:
     assert all(0 < state.client.ttl(k) <= 172800 for k in keys)
     # Authors under min_followers keep no best-post state at all.
     assert not state.client.exists(state.key("fi", "top", "small"))
+
+
+def test_a_post_teaches_the_baseline_once_per_doubling_of_its_likers(
+    state: RedisState,
+) -> None:
+    # Judged after every like or once for the whole stream, a post teaches its tier the
+    # same values: not once per batch it appears in, which let a post farmed in many small
+    # batches drag its own bar up until it was never flagged on audience.
+    learned = []
+    for size in (1, 10_000):
+        each = RedisState(state.client, f"{state.namespace}-b{size}")
+        try:
+            pipeline = Pipeline(each, only_fan_imbalance())
+            run(pipeline, ordinary_background(), batch=size)
+        finally:
+            each.delete_namespace()
+        detector = next(d for d in pipeline.detectors if isinstance(d, FanImbalanceDetector))
+        learned.append(detector.audience.counts)
+    # Ten posts of 30 likers: each passes 3, 6, 12 and 24, of which learn_fraction is kept.
+    assert sum(learned[0]) == sum(learned[1]) > 0
+    assert sum(learned[0]) <= 10 * 4
+    assert learned[0] == learned[1]
