@@ -230,6 +230,114 @@ class TierQuantiles:
         return self.bounds == tuple(bounds) and self.q == q
 
 
+#: Event-time length of an :class:`EpochTierQuantiles` epoch.
+BASELINE_EPOCH_SECONDS = 300.0
+
+
+class EpochTierQuantiles:
+    """:class:`TierQuantiles` that change only between epochs of event time, so that the bars
+    judged by, and what is learned, do not depend on how the stream is cut into batches.
+
+    A sample is held until its epoch is two behind the stream's (the epoch after it has
+    closed too, so the verdicts of every like of its epoch are in, whatever the batches),
+    then taught with the rest of its epoch in the order of their keys (River's quantiles
+    depend on the order they see values in). A like is judged by the values published when
+    its epoch began. Samples of a subject flagged at or before their time are never taught:
+    the stream's suspects must not teach the baseline they are judged by.
+
+    Parameters
+    ----------
+    bounds, q
+        As for :class:`TierQuantiles`.
+    epoch_seconds
+        Length of an epoch (event time).
+
+    Examples
+    --------
+    >>> model = EpochTierQuantiles((), q=0.5, epoch_seconds=100.0)
+    >>> for k, value in enumerate((1.0, 2.0, 3.0)):
+    ...     model.learn("post", f"post:{k}", 0, value, ts=10.0 * k)
+    >>> model.advance(150.0); model.get(0, 1, ts=150.0)  # epoch 0 is not two behind yet
+    >>> model.advance(250.0); model.get(0, 1, ts=250.0), model.get(0, 1, ts=150.0)
+    (2.0, None)
+    """
+
+    def __init__(self, bounds: Sequence[int], q: float, epoch_seconds: float) -> None:
+        self.model = TierQuantiles(bounds, q)
+        self.epoch_seconds = epoch_seconds
+        # epoch -> sample key -> (subject, tier, value, ts); a key learned twice keeps its last
+        self._pending: dict[int, dict[str, tuple[str, int, float, float]]] = {}
+        # (first epoch it holds for, per tier (samples taught, quantile)), oldest first
+        self._published: list[tuple[int, list[tuple[int, float | None]]]] = [
+            (-(2**62), self._values())
+        ]
+        self._flagged: dict[str, float] = {}  # subject -> when it was first flagged
+        self._newest_epoch = -(2**62)
+
+    @property
+    def counts(self) -> list[int]:
+        """Samples taught per tier."""
+        return self.model.counts
+
+    def tier(self, followers: float) -> int:
+        return self.model.tier(followers)
+
+    def compatible(self, bounds: Sequence[int], q: float, epoch_seconds: float) -> bool:
+        return self.model.compatible(bounds, q) and self.epoch_seconds == epoch_seconds
+
+    def learn(self, subject: str, key: str, tier: int, value: float, ts: float) -> None:
+        """Hold ``value`` (sample ``key`` of ``subject``, taken at ``ts``) for its epoch."""
+        flagged = self._flagged.get(subject)
+        if flagged is None or ts < flagged:
+            self._pending.setdefault(self._epoch(ts), {})[key] = (subject, tier, value, ts)
+
+    def flag(self, subject: str, ts: float) -> None:
+        """``subject`` was flagged at ``ts``: none of its samples from then on is taught."""
+        if ts < self._flagged.get(subject, math.inf):
+            self._flagged[subject] = ts
+
+    def advance(self, now: float) -> None:
+        """Teach and publish every epoch two behind ``now``'s (call before judging)."""
+        current = self._epoch(now)
+        if current <= self._newest_epoch:
+            return
+        self._newest_epoch = current
+        for epoch in sorted(e for e in self._pending if e <= current - 2):
+            samples = self._pending.pop(epoch)
+            for key in sorted(samples):
+                subject, tier, value, ts = samples[key]
+                flagged = self._flagged.get(subject)
+                if flagged is None or ts < flagged:
+                    self.model.learn(tier, value)
+            # (A sample of an epoch already taught, from a like far behind the stream, is
+            # taught now: what earlier epochs were judged by does not change.)
+            self._published.append((max(epoch + 2, self._published[-1][0]), self._values()))
+        # A batch spans a few epochs at most: older publications are never asked for again.
+        del self._published[: max(0, len(self._published) - 8)]
+        horizon = now - 2 * 86400.0  # reports (and their flags) live about a day
+        if len(self._flagged) > 1024:
+            self._flagged = {s: t for s, t in self._flagged.items() if t >= horizon}
+
+    def get(self, tier: int, min_samples: int, ts: float) -> float | None:
+        """The tier's quantile as published for ``ts``'s epoch (``None`` before
+        ``min_samples``)."""
+        epoch = self._epoch(ts)
+        values = self._published[0][1]
+        for start, published in reversed(self._published):
+            if start <= epoch:
+                values = published
+                break
+        count, value = values[tier]
+        return value if count >= max(1, min_samples) else None
+
+    def _epoch(self, ts: float) -> int:
+        return math.floor(ts / self.epoch_seconds)
+
+    def _values(self) -> list[tuple[int, float | None]]:
+        model = self.model
+        return [(model.counts[t], model.get(t, 1)) for t in range(len(model.counts))]
+
+
 def load_script(state: RedisState, name: str, cache: dict[int, Script]) -> Script:
     """Register the packaged ``{name}.lua`` on ``state``'s client once (cached per client)."""
     script = cache.get(id(state.client))

@@ -18,8 +18,11 @@ post of about the last day got under ``min(max_engagement, engagement_factor × 
 of their followers in distinct likers. Judged on likes touching the author's posts, once the
 namespace has watched likes for ``min_observed_seconds``.
 
-Follow-ups fall due on a fixed grid of event times, so when they come and whom they name does
-not depend on where the stream's batches end.
+Follow-ups fall due on a fixed grid of event times, the baselines change only between epochs
+of event time (:class:`~detectors.accounts.EpochTierQuantiles`: a post teaches once per
+doubling of its likers, an author once per epoch, neither once flagged), and followers and
+views are read as of the judged like (``snapshots.lua``), so the alerts do not depend on where
+the stream's batches end, nor on how far ahead of the judging the snapshots were stored.
 
 Cost per batch: one Lua call (followers and best post of the batch's authors, snapshots of
 the posts with enough likes, quick-like sets) and, only when a post is flagged or a follow-up
@@ -37,15 +40,16 @@ from typing import Any, ClassVar
 from redis.commands.core import Script
 
 from detectors.accounts import (
+    BASELINE_EPOCH_SECONDS,
     LIKER_WINDOWS,
     RECENT,
     REPORT_COOLDOWN,
+    EpochTierQuantiles,
     PostActivity,
     PostLikers,
     Report,
     ReportRequest,
     SuspectReports,
-    TierQuantiles,
     load_script,
     milestones,
     parse_float,
@@ -249,8 +253,12 @@ class FanImbalanceDetector(Detector):
         self.max_window_members = windows.max_members
         # Suspects kept per post: as many as a window key holds (alerts name max_accounts).
         self.max_suspects = max(windows.max_members, config.max_accounts)
-        self.audience = TierQuantiles(config.tier_bounds, config.audience_quantile)
-        self.engagement = TierQuantiles(config.tier_bounds, config.engagement_quantile)
+        self.audience = EpochTierQuantiles(
+            config.tier_bounds, config.audience_quantile, BASELINE_EPOCH_SECONDS
+        )
+        self.engagement = EpochTierQuantiles(
+            config.tier_bounds, config.engagement_quantile, BASELINE_EPOCH_SECONDS
+        )
         self.reports = SuspectReports(
             PREFIX, config.report_every_seconds, config.state_ttl_seconds, config.max_accounts
         )
@@ -258,18 +266,19 @@ class FanImbalanceDetector(Detector):
 
     # ------------------------------------------------------------------ thresholds
 
-    def audience_threshold(self, tier: int) -> float:
-        """Audience ratio above which a post's likes are out of line, for ``tier``."""
+    def audience_threshold(self, tier: int, ts: float) -> float:
+        """Audience ratio above which a post's likes are out of line, for ``tier`` at ``ts``."""
         cfg = self.config
-        learned = self.audience.get(tier, cfg.min_samples)
+        learned = self.audience.get(tier, cfg.min_samples, ts)
         if learned is None:
             return cfg.min_audience_ratio
         return max(cfg.min_audience_ratio, cfg.audience_factor * math.exp(learned))
 
-    def engagement_threshold(self, tier: int) -> float:
-        """Best-post engagement under which an author's followers look bought, for ``tier``."""
+    def engagement_threshold(self, tier: int, ts: float) -> float:
+        """Best-post engagement under which an author's followers look bought, for ``tier``
+        at ``ts``."""
         cfg = self.config
-        learned = self.engagement.get(tier, cfg.min_samples)
+        learned = self.engagement.get(tier, cfg.min_samples, ts)
         if learned is None:
             return cfg.max_engagement
         return min(cfg.max_engagement, cfg.engagement_factor * math.exp(learned))
@@ -290,9 +299,17 @@ class FanImbalanceDetector(Detector):
             return []
         quick_ms = cfg.quick_dwell_ms
         quick: dict[str, list[str | float]] = {}
-        for event in events:
+        positions: dict[str, list[int]] = {}  # per post, its likes in the batch
+        for index, event in enumerate(events):
+            if event.type != "like":
+                continue
+            likes = positions.get(event.post_id)
+            if likes is None:
+                positions[event.post_id] = [index]
+            else:
+                likes.append(index)
             dwell = event.dwell_ms
-            if event.type == "like" and (dwell is None or dwell < quick_ms):
+            if dwell is None or dwell < quick_ms:
                 entry = quick.get(event.post_id)
                 if entry is None:
                     quick[event.post_id] = [event.actor_id, event.ts]
@@ -308,10 +325,13 @@ class FanImbalanceDetector(Detector):
         reports = self.reports.run(batch.state, [], now)
         ended = {r.request.subject: r.request.until for r in reports if r.ended}
 
+        self._learn_audience(batch, activity, positions, authors)
+        self.audience.advance(now)
+        self.engagement.advance(now)
+
         findings: list[Finding] = []
         requests: list[ReportRequest] = []
         context: dict[str, tuple[int, PostVerdict, int]] = {}
-        learn_min, learn = cfg.learn_min_likes, cfg.learn_fraction
         for post, post_activity in activity.items():
             index = post_activity.index
             likes_day = post_activity.likers
@@ -320,7 +340,7 @@ class FanImbalanceDetector(Detector):
             if post in snapshots:
                 tier = self.audience.tier(followers) if followers else 0
                 likes_recent, views, reported_until, scheduled = snapshots[post]
-                threshold = self.audience_threshold(tier)
+                threshold = self.audience_threshold(tier, event.ts)
                 verdict = judge_post(likes_recent, likes_day, followers, threshold, views, cfg)
                 if verdict.flagged:
                     subject = POST + post
@@ -331,21 +351,15 @@ class FanImbalanceDetector(Detector):
                         after = -math.inf
                     if (subject in ended or not scheduled) and event.ts > after:
                         index, verdict = self._crossing(
-                            batch, post, index, verdict, followers, threshold, views, after
+                            batch, positions[post], verdict, followers, tier, views, after
                         )
                         event = events[index]
+                        self.audience.flag(post, event.ts)
                         since = max(event.ts - cfg.suspect_lookback_seconds, after)
                         requests.append(
                             ReportRequest(subject, since, event.ts, True, event.author_id)
                         )
                         context[subject] = (index, verdict, tier)
-                    continue  # a flagged post does not teach the baseline
-            if followers:
-                before = likes_day - post_activity.added
-                tier = self.audience.tier(followers)
-                for mark in milestones(before, likes_day, learn_min):
-                    if sampled(f"{post}:{mark}", learn):
-                        self.audience.learn(tier, log_ratio(mark, followers))
 
         if observed >= cfg.min_observed_seconds:
             for author_id, author in authors.items():
@@ -362,50 +376,72 @@ class FanImbalanceDetector(Detector):
                 findings.append(finding)
         return findings
 
+    def _learn_audience(
+        self,
+        batch: Batch,
+        activity: dict[str, PostActivity],
+        positions: dict[str, list[int]],
+        authors: dict[str, Author],
+    ) -> None:
+        """Hold a sample of each post whose likers in the day doubled (from
+        ``learn_min_likes``) in this batch, taken at the like that made them double."""
+        cfg = self.config
+        events = batch.events
+        for post, post_activity in activity.items():
+            followers = authors[events[post_activity.index].author_id].followers
+            if not followers:
+                continue
+            likes = positions[post]
+            before = post_activity.likers - post_activity.added
+            tier = self.audience.tier(followers)
+            for mark in milestones(before, post_activity.likers, cfg.learn_min_likes):
+                key = f"{post}:{mark}"
+                if sampled(key, cfg.learn_fraction):
+                    at = events[likes[min(mark - before, len(likes)) - 1]].ts
+                    self.audience.learn(post, key, tier, log_ratio(mark, followers), at)
+
     def _crossing(
         self,
         batch: Batch,
-        post: str,
-        last: int,
+        positions: list[int],
         verdict: PostVerdict,
         followers: float | None,
-        threshold: float,
+        tier: int,
         views: Views | None,
         after: float,
     ) -> tuple[int, PostVerdict]:
-        """The first like of the batch at which ``post`` was already flagged, and its verdict.
+        """The first like of the batch at which the post was already flagged, and its verdict.
 
         A batch can span minutes of event time; the finding belongs to the like that tipped
-        the post, not to its last like. The counts at an earlier like are the counts at the
-        last one minus the batch's later likes of the post: a lower bound (likes that left
-        the window meanwhile are not added back), so the crossing is never placed too early;
-        nor before the snapshot the verdict relies on, nor at or before ``after`` (where the
-        post's last report ended).
+        the post, not to its last like (``positions[-1]``, judged as ``verdict``). The counts
+        at an earlier like are the counts at the last one minus the batch's later likes of
+        the post: a lower bound (likes that left the window meanwhile are not added back), so
+        the crossing is never placed too early; nor before the snapshot the verdict relies
+        on, nor at or before ``after`` (where the post's last report ended). Each like is
+        judged by the audience bar of its own time.
         """
         events = batch.events
-        positions = [
-            i for i, e in enumerate(events[: last + 1]) if e.post_id == post and e.type == "like"
-        ]
         # A verdict that uses the snapshot cannot belong to a like before the snapshot.
         not_before = views.ts if views is not None else -math.inf
         likes_recent, likes_day = verdict.evidence["likers_hour"], verdict.evidence["likers_day"]
         later = len(positions) - 1
         for position in positions[:-1]:
-            if events[position].ts < not_before or events[position].ts <= after:
+            ts = events[position].ts
+            if ts < not_before or ts <= after:
                 later -= 1
                 continue
             earlier = judge_post(
                 likes_recent - later,
                 likes_day - later,
                 followers,
-                threshold,
+                self.audience_threshold(tier, ts),
                 views,
                 self.config,
             )
             if earlier.flagged:
                 return position, earlier
             later -= 1
-        return last, verdict
+        return positions[-1], verdict
 
     def _judge_author(
         self, batch: Batch, author_id: str, author: Author, observed: float
@@ -421,12 +457,15 @@ class FanImbalanceDetector(Detector):
         if self.max_window_members and best >= self.max_window_members:
             return None  # a capped count: "at least this many", never "few"
         tier = self.engagement.tier(followers)
-        threshold = self.engagement_threshold(tier)
+        threshold = self.engagement_threshold(tier, event.ts)
         flagged, score = judge_author(followers, best, threshold)
+        # One sample per author per epoch, its last (the flag keeps a flagged author's out).
+        key = f"{author_id}:{math.floor(event.ts / self.engagement.epoch_seconds)}"
+        if sampled(key, cfg.learn_fraction):
+            self.engagement.learn(author_id, key, tier, log_ratio(best, followers), event.ts)
         if not flagged:
-            if sampled(event.event_id, cfg.learn_fraction):
-                self.engagement.learn(tier, log_ratio(best, followers))
             return None
+        self.engagement.flag(author_id, event.ts)
         return Finding(
             detector=self.name,
             subject_kind="account",
@@ -523,13 +562,13 @@ class FanImbalanceDetector(Detector):
             slot = author_slot.get(author)
             if slot is None:
                 slot = author_slot[author] = len(author_slot) + 1
-            author_index[author] = index
+            author_index[author] = max(index, author_index.get(author, index))
             day = post_activity.likers
             tops.append((slot, post, day))
             if day >= min_likes:
                 judged.append((post, events[index].ts))
         payload = {
-            "authors": list(author_slot),
+            "authors": [[author, events[author_index[author]].ts] for author in author_slot],
             "tops": tops,
             "quick": list(quick.items()),
             "posts": judged,
@@ -589,11 +628,11 @@ class FanImbalanceDetector(Detector):
             return
         cfg = self.config
         audience, engagement = state.get("audience"), state.get("engagement")
-        if isinstance(audience, TierQuantiles) and audience.compatible(
-            cfg.tier_bounds, cfg.audience_quantile
+        if isinstance(audience, EpochTierQuantiles) and audience.compatible(
+            cfg.tier_bounds, cfg.audience_quantile, BASELINE_EPOCH_SECONDS
         ):
             self.audience = audience
-        if isinstance(engagement, TierQuantiles) and engagement.compatible(
-            cfg.tier_bounds, cfg.engagement_quantile
+        if isinstance(engagement, EpochTierQuantiles) and engagement.compatible(
+            cfg.tier_bounds, cfg.engagement_quantile, BASELINE_EPOCH_SECONDS
         ):
             self.engagement = engagement

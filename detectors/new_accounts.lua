@@ -6,6 +6,9 @@
 --   posts:  [[post, [ts, ...]], ...]   posts those likes went to, with the likes' times
 -- Returns one JSON object:
 --   created: per actor, created_at ('' unknown: neither the event nor a snapshot has it)
+--   known:   per actor, since when its created_at is known ('' from the event, or the first
+--            snapshot's time: a like before it is by an account of unknown age, as it was
+--            to a stream processed in event-time order, however far ahead snapshots are)
 --   posts:   per post [new likers, distinct likers, position (1-based) of the like they are
 --            counted at, new likers and distinct likers over the day (0 unless both bars are
 --            met), reported-until ('' none),
@@ -32,20 +35,21 @@ local day = tonumber(ARGV[8])
 local batch = cjson.decode(ARGV[9])
 local prefix = ns .. ':na:'
 
-local created, born = {}, {}
+local created, known, born, since = {}, {}, {}, {}
 for a, actor in ipairs(batch.actors) do
-  local value = actor[2]
+  local value, first = actor[2], ''
   if value == '' then
-    value = redis.call('HGET', ns .. ':acct:' .. actor[1], 'created_at') or ''
+    local snap = redis.call('HMGET', ns .. ':acct:' .. actor[1], 'created_at', 'first')
+    value, first = snap[1] or '', snap[2] or ''
   end
-  created[a] = value
-  born[a] = tonumber(value)
+  created[a], known[a] = value, first
+  born[a], since[a] = tonumber(value), tonumber(first) or -math.huge
 end
 
 local touched = {}
 for _, like in ipairs(batch.likes) do
   local a, ts = like[1], like[3]
-  if born[a] and ts - born[a] < max_age then
+  if born[a] and ts >= since[a] and ts - born[a] < max_age then
     local key = prefix .. 'sus:p:' .. like[2]
     redis.call('ZADD', key, 'GT', ts, batch.actors[a][1])
     if not touched[key] or touched[key] < ts then touched[key] = ts end
@@ -97,4 +101,4 @@ for p, post in ipairs(batch.posts) do
 end
 
 -- (An empty table encodes as {}: the caller reads it as an empty list.)
-return cjson.encode({created = created, posts = posts})
+return cjson.encode({created = created, known = known, posts = posts})

@@ -1,7 +1,8 @@
 """New-account spikes: fresh accounts liking at a high rate, and targets liked mostly by them.
 
 *Actor side.* An account younger than ``max_age_seconds`` at the like (age from the event's
-``actor_created_at``, else from the stored account snapshot; unknown age is never "new") is
+``actor_created_at``, else from the stored account snapshots, from the first one's time on;
+unknown age is never "new") is
 flagged when its likes in some window reach ``max(min_likes, quantile_factor × population
 quantile)``, a bar about half the burst bar: an account minutes old has no history that could
 explain a sustained spree.
@@ -257,11 +258,11 @@ class NewAccountSpikeDetector(Detector):
         batch: Batch,
         created: dict[str, float | None],
         candidates: list[int],
-    ) -> tuple[dict[str, float | None], dict[str, Target]]:
+    ) -> tuple[dict[str, tuple[float | None, float]], dict[str, Target]]:
         """One round trip (see ``new_accounts.lua``).
 
-        Returns the creation times found for the accounts (of ``created``, in order), and what
-        the script counted for each post liked by a candidate.
+        Returns the creation times found for the accounts (of ``created``, in order) with since
+        when each is known, and what the script counted for each post liked by a candidate.
         """
         cfg = self.config
         events = batch.events
@@ -294,8 +295,10 @@ class NewAccountSpikeDetector(Detector):
         with batch.state.timed("new_accounts"):
             reply = json.loads(script(keys=[], args=args))
         born_at = {
-            actor: parse_float(value)
-            for actor, value in zip(created, reply["created"] or [], strict=True)
+            actor: (parse_float(value), parse_float(known) or -math.inf)
+            for actor, value, known in zip(
+                created, reply["created"] or [], reply["known"] or [], strict=True
+            )
         }
         targets = {
             post: Target(
@@ -319,7 +322,7 @@ class NewAccountSpikeDetector(Detector):
         self,
         batch: Batch,
         candidates: list[int],
-        born_at: dict[str, float | None],
+        born_at: dict[str, tuple[float | None, float]],
         bars: dict[int, list[float]],
     ) -> list[Finding]:
         cfg = self.config
@@ -329,7 +332,9 @@ class NewAccountSpikeDetector(Detector):
             event = batch.events[index]
             born = event.actor_created_at
             if born is None:
-                born = born_at.get(event.actor_id)
+                # From a snapshot only from the first one's time on (see new_accounts.lua).
+                looked_up, known = born_at.get(event.actor_id, (None, -math.inf))
+                born = looked_up if event.ts >= known else None
             age = account_age(event.ts, born)
             if age is None or age >= cfg.max_age_seconds:
                 continue

@@ -269,12 +269,11 @@ def follow_ups_due(scenario: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return path
 
 
-#: Their alert ids do not depend on batch cuts (fan_imbalance's audience baseline still
-#: learns in batch order: its first alert on a post may move by a few likes).
-EXACT = ("burst", "churn", "swarm", "new_account_spike")
+#: Their alert ids do not depend on batch cuts.
+EXACT = ("burst", "churn", "swarm", "new_account_spike", "fan_imbalance")
 #: Their alerts are replay's to the last field (burst's evidence quotes its population model,
-#: which learns per batch: the quantile differs by a few likes with the cuts).
-TO_THE_FIELD = ("swarm", "new_account_spike")
+#: which each worker learns per batch: the quantile differs by a few likes with the cuts).
+TO_THE_FIELD = ("swarm", "new_account_spike", "fan_imbalance")
 
 
 def same_exact_alerts(alerts: list[dict], expected: list[dict]) -> None:
@@ -313,11 +312,9 @@ def test_one_and_two_workers_find_replays_new_account_and_fan_imbalance_findings
 ) -> None:
     # Every worker forwards its likes to the one stage, which runs these detectors on all
     # workers' likes in replay's order, in batches of its own. Reports fall due on a grid of
-    # event times, so new_account_spike's alerts are replay's, ids and all; fan_imbalance's
-    # first alert on a post may move by a few likes with the cuts (its audience baseline
-    # learns in batch order): its findings and the accounts named match. The stream's end
-    # leaves the last follow-ups waiting for event time to pass them: after
-    # ``follow_ups_due`` every report has run.
+    # event times and the baselines judge each like by the population as of its time, so
+    # their alerts are replay's, ids and all. The stream's end leaves the last follow-ups
+    # waiting for event time to pass them: after ``follow_ups_due`` every report has run.
     use_config(stack, tmp_path, CROSS_ACCOUNT_ONLY)
     expected = replay_alerts(stack, scenario, follow_ups_due, tmp_path=tmp_path)
     assert {a["detector"] for a in expected} == {"new_account_spike", "fan_imbalance"}

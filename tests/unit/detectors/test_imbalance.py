@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from detectors import imbalance
-from detectors.accounts import TierQuantiles
+from detectors.accounts import BASELINE_EPOCH_SECONDS, EpochTierQuantiles, TierQuantiles
 from detectors.config import ConfigError, FanImbalanceConfig, WindowsConfig, load_config
 from detectors.imbalance import (
     FanImbalanceDetector,
@@ -149,46 +149,93 @@ def test_tiers_follow_the_bounds() -> None:
     ]
 
 
+LATER = 3 * BASELINE_EPOCH_SECONDS  # samples taken at 0 are taught by then
+
+
+def teach(baseline: EpochTierQuantiles, tier: int, value: float, n: int, first: int = 0) -> None:
+    """``n`` samples of ``value`` taken at time 0, taught by :data:`LATER`."""
+    for k in range(first, first + n):
+        baseline.learn(f"post{k}", f"post{k}:3", tier, value, ts=0.0)
+    baseline.advance(LATER)
+
+
 def test_tier_baseline_is_unused_until_it_has_enough_samples() -> None:
     detector = FanImbalanceDetector(dataclasses.replace(CFG, min_samples=50), WindowsConfig())
     tier = detector.audience.tier(300)
-    assert detector.audience_threshold(tier) == CFG.min_audience_ratio
-    for _ in range(49):
-        detector.audience.learn(tier, math.log(0.2))
-    assert detector.audience_threshold(tier) == CFG.min_audience_ratio
-    detector.audience.learn(tier, math.log(0.2))
-    # A tier where 20 % is ordinary gets a bar of 3 × 20 %, above the fixed floor.
-    assert detector.audience_threshold(tier) == pytest.approx(CFG.audience_factor * 0.2, rel=0.05)
+    assert detector.audience_threshold(tier, LATER) == CFG.min_audience_ratio
+    teach(detector.audience, tier, math.log(0.2), 49)
+    assert detector.audience_threshold(tier, LATER) == CFG.min_audience_ratio
+    detector.audience.learn("post49", "post49:3", tier, math.log(0.2), ts=LATER)
+    later = LATER + 2 * BASELINE_EPOCH_SECONDS
+    detector.audience.advance(later)
+    # A tier where 20 % is ordinary gets a bar of 3 × 20 %, above the fixed floor, from the
+    # epoch two after the 50th sample's on; what earlier epochs were judged by stays.
+    assert detector.audience_threshold(tier, later) == pytest.approx(
+        CFG.audience_factor * 0.2, rel=0.05
+    )
+    assert detector.audience_threshold(tier, LATER) == CFG.min_audience_ratio
 
 
 def test_learned_audience_baseline_never_lowers_the_floor() -> None:
     detector = FanImbalanceDetector(dataclasses.replace(CFG, min_samples=10), WindowsConfig())
-    for _ in range(20):
-        detector.audience.learn(0, math.log(0.001))
-    assert detector.audience_threshold(0) == CFG.min_audience_ratio
+    teach(detector.audience, 0, math.log(0.001), 20)
+    assert sum(detector.audience.counts) == 20
+    assert detector.audience_threshold(0, LATER) == CFG.min_audience_ratio
 
 
 def test_learned_engagement_baseline_can_only_make_the_bar_stricter() -> None:
     detector = FanImbalanceDetector(dataclasses.replace(CFG, min_samples=10), WindowsConfig())
     tier = detector.engagement.tier(30_000)
-    for _ in range(20):
-        detector.engagement.learn(tier, math.log(0.002))  # a tier where 0.2 % is ordinary
-    assert detector.engagement_threshold(tier) == pytest.approx(
+    teach(detector.engagement, tier, math.log(0.002), 20)  # a tier where 0.2 % is ordinary
+    assert detector.engagement_threshold(tier, LATER) == pytest.approx(
         CFG.engagement_factor * 0.002, rel=0.05
     )
     other = detector.engagement.tier(7000)
-    for _ in range(20):
-        detector.engagement.learn(other, math.log(0.05))
-    assert detector.engagement_threshold(other) == CFG.max_engagement
+    teach(detector.engagement, other, math.log(0.05), 20)
+    assert detector.engagement_threshold(other, LATER) == CFG.max_engagement
+
+
+def test_epoch_baseline_is_the_same_however_its_samples_arrive() -> None:
+    values = [math.log(0.01 * (1 + (k * 7) % 13)) for k in range(300)]
+    samples = [(f"p{k}", f"p{k}:3", 0, v, 10.0 * k) for k, v in enumerate(values)]
+    published = []
+    for order, step in ((samples, 1), (samples[::-1], 7), (samples, 300)):
+        baseline = EpochTierQuantiles((), q=0.9, epoch_seconds=BASELINE_EPOCH_SECONDS)
+        for start in range(0, len(order), step):  # batches of `step` samples
+            for sample in order[start : start + step]:
+                baseline.learn(*sample[:4], ts=sample[4])
+            baseline.advance(max(s[4] for s in order[: start + step]))
+        baseline.advance(10_000.0)
+        published.append([baseline.get(0, 1, ts) for ts in (1500.0, 2400.0, 10_000.0)])
+    assert published[0] == published[1] == published[2]
+    assert len(set(published[0])) == 3  # the baseline moved as the samples were taught
+
+
+def test_a_flagged_subject_teaches_nothing_from_its_flag_on() -> None:
+    baseline = EpochTierQuantiles((), q=0.5, epoch_seconds=100.0)
+    baseline.learn("farmed", "farmed:3", 0, 1.0, ts=10.0)
+    baseline.learn("farmed", "farmed:6", 0, 2.0, ts=20.0)
+    baseline.flag("farmed", 20.0)  # judged after its samples were taken, before they are taught
+    baseline.learn("farmed", "farmed:12", 0, 3.0, ts=30.0)
+    baseline.advance(300.0)
+    assert baseline.counts == [1]
+    assert baseline.get(0, 1, 300.0) == 1.0
 
 
 def test_checkpoint_round_trip_and_mismatched_checkpoints() -> None:
     first = FanImbalanceDetector(CFG, WindowsConfig())
     for value in range(100):
-        first.audience.learn(1, -3.0 + value / 100)
+        first.audience.learn(f"p{value}", f"p{value}:3", 1, -3.0 + value / 100, ts=0.0)
+    first.audience.advance(LATER)
+    # A sample still held for its epoch is part of the checkpoint too.
+    first.audience.learn("late", "late:3", 1, -1.0, ts=LATER)
     second = FanImbalanceDetector(CFG, WindowsConfig())
     second.load_model_state(first.model_state())
-    assert second.audience.counts == first.audience.counts
+    assert second.audience.counts == first.audience.counts == [0, 100, 0, 0, 0]
+    first.audience.advance(2 * LATER)
+    second.audience.advance(2 * LATER)
+    assert second.audience.counts == first.audience.counts == [0, 101, 0, 0, 0]
+    assert second.audience.get(1, 1, 2 * LATER) == first.audience.get(1, 1, 2 * LATER)
     other_tiers = FanImbalanceDetector(
         dataclasses.replace(CFG, tier_bounds=(10, 20)), WindowsConfig()
     )
