@@ -87,11 +87,15 @@ class Batch:
         counts come in the order of the family's ``WindowSpec.lengths``.
     state
         Redis, for detectors that keep state beyond windows.
+    learn
+        ``False`` when the events were judged before and their models learned them then (a
+        stage reading them again after taking over): judge, but do not learn them twice.
     """
 
     events: Sequence[LikeEvent]
     windows: Mapping[str, Sequence[WindowCounts | None]]
     state: RedisState
+    learn: bool = True
 
 
 class Detector(abc.ABC):

@@ -325,7 +325,8 @@ class FanImbalanceDetector(Detector):
         reports = self.reports.run(batch.state, [], now)
         ended = {r.request.subject: r.request.until for r in reports if r.ended}
 
-        self._learn_audience(batch, activity, positions, authors)
+        if batch.learn:
+            self._learn_audience(batch, activity, positions, authors)
         self.audience.advance(now)
         self.engagement.advance(now)
 
@@ -461,7 +462,7 @@ class FanImbalanceDetector(Detector):
         flagged, score = judge_author(followers, best, threshold)
         # One sample per author per epoch, its last (the flag keeps a flagged author's out).
         key = f"{author_id}:{math.floor(event.ts / self.engagement.epoch_seconds)}"
-        if sampled(key, cfg.learn_fraction):
+        if batch.learn and sampled(key, cfg.learn_fraction):
             self.engagement.learn(author_id, key, tier, log_ratio(best, followers), event.ts)
         if not flagged:
             return None

@@ -172,6 +172,7 @@ class NewAccountSpikeDetector(Detector):
         max_age = cfg.max_age_seconds
         actor_w = batch.windows[ACTOR_LIKES]
         learn, learn_at = cfg.learn_fraction, self._learn_index
+        teach = batch.learn
         # actor -> created_at from an event (None: look it up), in first-seen order
         created: dict[str, float | None] = {}
         candidates: list[int] = []  # likes by new accounts, or by accounts of unknown age
@@ -188,7 +189,7 @@ class NewAccountSpikeDetector(Detector):
                 continue  # unlikes have no actor_likes counts
             born = event.actor_created_at
             if born is not None and event.ts - born >= max_age:
-                if window.status == ADDED:
+                if teach and window.status == ADDED:
                     # About one sample per account per learn window (see defaults.toml).
                     share = learn / max(1, window.counts[learn_at])
                     if sampled(event.event_id, share):

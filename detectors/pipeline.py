@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from detectors.alerts import AlertGate
 from detectors.base import ACTOR_LIKES, ACTOR_UNLIKES, Batch, Detector, Finding
@@ -116,6 +117,8 @@ class Pipeline:
         self.windows = WindowStore(state, config.windows, specs)
         self.gate = AlertGate(state, config.alerts)
         self.checkpoints = ModelCheckpoints(state)
+        #: Events between model checkpoints (0: only when :meth:`checkpoint` is called).
+        self.checkpoint_every = config.models.checkpoint_every_events
         self._since_checkpoint = 0
         # One thread per detector but the first, which runs in the caller's thread.
         self._threads = (
@@ -145,7 +148,10 @@ class Pipeline:
         return result
 
     def judge_counted(
-        self, likes: Sequence[LikeEvent], counts: Sequence[WindowCounts | None]
+        self,
+        likes: Sequence[LikeEvent],
+        counts: Sequence[WindowCounts | None],
+        learn: bool = True,
     ) -> BatchResult:
         """Run likes that another pipeline has already counted through this one's detectors
         and the alert gate; windows and snapshots are not touched.
@@ -153,7 +159,8 @@ class Pipeline:
         ``counts`` are the likes' ``actor_likes`` counts as that pipeline gave them
         (:attr:`BatchResult.like_windows`); a like it counted as a redelivery re-sends the
         alerts it triggered. This is how one stage runs the cross-account detectors on every
-        worker's likes (:class:`~detectors.swarm_stage.SwarmStage`).
+        worker's likes (:class:`~detectors.swarm_stage.SwarmStage`). ``learn=False``: the
+        likes were judged before, and the models must not learn them again.
         """
         if len(counts) != len(likes):
             raise ValueError(f"{len(likes)} likes but {len(counts)} counts")
@@ -162,13 +169,13 @@ class Pipeline:
             result.newest_event_time = max(like.ts for like in likes)
             unlikes: list[WindowCounts | None] = [None] * len(likes)
             windows = {ACTOR_LIKES: counts, ACTOR_UNLIKES: unlikes}
-            self._judge_and_admit(likes, windows, _statuses(likes, windows), result)
+            self._judge_and_admit(likes, windows, _statuses(likes, windows), result, learn)
         self._count_towards_checkpoint(len(likes))
         return result
 
     def _count_towards_checkpoint(self, events: int) -> None:
         self._since_checkpoint += events
-        if self._since_checkpoint >= self.config.models.checkpoint_every_events:
+        if self.checkpoint_every and self._since_checkpoint >= self.checkpoint_every:
             self.checkpoint()
 
     def _detect(self, likes: list[LikeEvent], result: BatchResult) -> None:
@@ -185,10 +192,11 @@ class Pipeline:
         windows: Mapping[str, Sequence[WindowCounts | None]],
         statuses: Sequence[int],
         result: BatchResult,
+        learn: bool = True,
     ) -> None:
         # A redelivered event re-sends the alerts it triggered (see below).
         redelivered = [e.event_id for e, s in zip(likes, statuses, strict=True) if s == DUPLICATE]
-        batch = Batch(events=likes, windows=windows, state=self.state)
+        batch = Batch(events=likes, windows=windows, state=self.state, learn=learn)
         findings = [f for found in self._judge(batch) for f in found]
         findings.sort(key=lambda f: f.event_time)
         admitted = self.gate.admit(findings)
@@ -248,9 +256,11 @@ class Pipeline:
         for snap, ok in zip(snapshots, stored, strict=True):
             result.outcomes[(snap.type, "accepted" if ok == b"1" else "duplicate")] += 1
 
-    def checkpoint(self) -> None:
-        """Save every detector's model state to Redis now."""
-        self.checkpoints.save({d.name: d.model_state() for d in self.detectors})
+    def checkpoint(self, extra: Mapping[str, Any] | None = None) -> None:
+        """Save every detector's model state to Redis now, with ``extra`` entries (saved in
+        the same write)."""
+        models = {d.name: d.model_state() for d in self.detectors}
+        self.checkpoints.save(models | dict(extra or {}))
         self._since_checkpoint = 0
 
     def _restore_models(self) -> None:

@@ -14,9 +14,14 @@ Kafka side). This class is what that stage runs per released batch: the cross-ac
 detectors on the forwarded counts, then the alert gate.
 
 The detectors read only what detection wrote before the like's time where it matters (swarm
-counts the core per-actor like windows strictly before the like; see ``swarm.lua``) or what
-only the stage writes (the per-post liker sets, suspects, groups), so it does not matter how
-far detection has run ahead of the stage.
+counts the core per-actor like windows strictly before the like; see ``swarm.lua``; snapshots
+are read as of the like) or what only the stage writes (the per-post liker sets, suspects,
+groups), so it does not matter how far detection has run ahead of the stage.
+
+The stage checkpoints its models after every batch, with the newest like they learned (a
+:class:`LearnedUpTo`), in one write. A stage that takes over after a crash reads again what
+its predecessor had not acked: those likes are judged again (their alerts come again under
+the same ids) but not learned again, so the models are the ones replay would have.
 
 Examples
 --------
@@ -28,6 +33,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from detectors.base import Detector
 from detectors.config import Config
@@ -35,6 +41,34 @@ from detectors.pipeline import Pipeline, default_detectors
 from detectors.state import RedisState
 from detectors.windows import WindowCounts
 from schemas.records import Alert, LikeEvent
+
+#: Checkpoint entry (beside the detectors' models) of the stage's :class:`LearnedUpTo`.
+LEARNED = "swarm_stage:learned"
+
+
+@dataclass(slots=True)
+class LearnedUpTo:
+    """The newest likes the stage's models have learned: their time, and the ids of those at
+    that very time (the stage takes likes in event-time order, so every like before ``ts``
+    was learned, and of those at ``ts`` the ones in ``ids``).
+
+    >>> learned = LearnedUpTo()
+    >>> learned.add("e1", 10.0); learned.add("e2", 12.0); learned.add("e3", 12.0)
+    >>> [learned.has(i, t) for i, t in (("e1", 10.0), ("e3", 12.0), ("e4", 12.0), ("e5", 13.0))]
+    [True, True, False, False]
+    """
+
+    ts: float = float("-inf")
+    ids: set[str] = field(default_factory=set)
+
+    def has(self, event_id: str, ts: float) -> bool:
+        return ts < self.ts or (ts == self.ts and event_id in self.ids)
+
+    def add(self, event_id: str, ts: float) -> None:
+        if ts > self.ts:
+            self.ts, self.ids = ts, {event_id}
+        elif ts == self.ts:
+            self.ids.add(event_id)
 
 
 def stage_detectors(config: Config) -> list[Detector]:
@@ -65,6 +99,9 @@ class SwarmStage:
                 # The stage gets the core counts only (forwarded); nothing counts the rest.
                 raise ValueError(f"{detector.name} declares window families: not for the stage")
         self.pipeline = Pipeline(state, config, detectors)
+        self.pipeline.checkpoint_every = 0  # after every batch instead, with `learned`
+        saved = self.pipeline.checkpoints.load().get(LEARNED)
+        self.learned = saved if isinstance(saved, LearnedUpTo) else LearnedUpTo()
 
     @staticmethod
     def enabled(config: Config) -> bool:
@@ -77,9 +114,28 @@ class SwarmStage:
     ) -> list[Alert]:
         """Alerts of ``likes`` (taken in the given order, with the ``actor_likes`` counts a
         worker computed for each), in event-time order. Likes seen before re-report what
-        they triggered, with the same alert ids."""
-        return self.pipeline.judge_counted(likes, counts).alerts
+        they triggered, with the same alert ids, and teach the models nothing new."""
+        learned = self.learned
+        seen = [learned.has(like.event_id, like.ts) for like in likes]
+        alerts: list[Alert] = []
+        if any(seen):
+            again = [k for k, s in enumerate(seen) if s]
+            alerts += self.pipeline.judge_counted(
+                [likes[k] for k in again], [counts[k] for k in again], learn=False
+            ).alerts
+        fresh = [k for k, s in enumerate(seen) if not s]
+        if fresh:
+            alerts += self.pipeline.judge_counted(
+                [likes[k] for k in fresh], [counts[k] for k in fresh]
+            ).alerts
+            for k in fresh:
+                learned.add(likes[k].event_id, likes[k].ts)
+            self.pipeline.checkpoint({LEARNED: learned})
+        if len(alerts) > 1 and any(seen):  # two runs' alerts, each in event-time order
+            alerts.sort(key=lambda a: (a.event_time, a.alert_id))
+        return alerts
 
     def close(self) -> None:
         """Checkpoint the detectors' models; call on shutdown."""
+        self.pipeline.checkpoint({LEARNED: self.learned})
         self.pipeline.close()

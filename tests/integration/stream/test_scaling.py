@@ -329,18 +329,18 @@ def test_a_worker_killed_mid_stream_loses_no_cross_account_finding(
 ) -> None:
     # The stage's worker may die: its successor reads the stage's unacked records again and
     # runs them through the detectors a second time (liker sets and reports are keyed by
-    # account, so that adds nothing), and the killed worker's partitions are counted again
-    # by their new owner (redeliveries: their alerts are re-sent under the same ids).
+    # account, so that adds nothing; the models, checkpointed after every stage batch with
+    # the newest like they learned, do not learn them twice), and the killed worker's
+    # partitions are counted again by their new owner (redeliveries: their alerts are re-sent
+    # under the same ids). So the alerts are replay's, ids and all.
     use_config(stack, tmp_path, CROSS_ACCOUNT_ONLY)
     expected = replay_alerts(stack, scenario, follow_ups_due, tmp_path=tmp_path)
     alerts = live_alerts(
         stack, scenario, tmp_path, workers=2, kill_after=10, speed="180", then=follow_ups_due
     )
-    by_id: dict[str, dict] = {}
-    for alert in alerts:
-        assert by_id.setdefault(alert["alert_id"], alert) == alert, "one id, two alerts"
     assert findings(alerts) == findings(expected)
     assert flagged_accounts(alerts) == flagged_accounts(expected)
+    same_exact_alerts(alerts, expected)
 
 
 SWARM_ONLY = detectors_only("swarm")
