@@ -70,7 +70,7 @@ class AlertGate:
                 alert.alert_id,
                 repr(finding.event_time),
                 self._cooldown(finding),
-                finding.trigger_event_id,
+                finding.outbox_event_id or finding.trigger_event_id,
                 alert.to_json(),
             ]
         verdicts = self.state.run_script("cooldown", args)

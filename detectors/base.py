@@ -31,6 +31,9 @@ class Finding:
 
     ``score`` is normalised so that 1.0 is exactly the detector's threshold.
     ``trigger_event_id`` names the event that tipped it; it makes the alert id deterministic.
+    ``outbox_event_id`` is the event whose redelivery re-sends the alert, when that is not the
+    trigger (a follow-up report is due at a time, not at an event: the batch's first like at or
+    after that time claims it).
     """
 
     detector: str
@@ -44,6 +47,20 @@ class Finding:
     trigger_event_id: str
     evidence: dict[str, Any] = field(default_factory=dict)
     cooldown_seconds: float | None = None
+    outbox_event_id: str | None = None
+
+
+def first_at_or_after(events: Sequence[LikeEvent], ts: float) -> str:
+    """Id of the first of ``events`` (in event-time order) at or after ``ts``, else of the last.
+
+    >>> events = [LikeEvent(f"e-{t}", "like", "a", "p", "u", float(t)) for t in (1, 5, 9)]
+    >>> [first_at_or_after(events, t) for t in (5.0, 6.0, 99.0)]
+    ['e-5', 'e-9', 'e-9']
+    """
+    for event in events:
+        if event.ts >= ts:
+            return event.event_id
+    return events[-1].event_id
 
 
 def actor_finding(

@@ -54,7 +54,7 @@ from detectors.accounts import (
     milestones,
     parse_float,
 )
-from detectors.base import Batch, Detector, Finding, sampled
+from detectors.base import Batch, Detector, Finding, first_at_or_after, sampled
 from detectors.config import FanImbalanceConfig, WindowsConfig
 from detectors.state import script_json
 
@@ -514,9 +514,11 @@ class FanImbalanceDetector(Detector):
             index, verdict, tier = context
             event = batch.events[index]
             event_time, trigger, score = event.ts, event.event_id, verdict.score
+            outbox = None
             evidence.update(verdict.evidence, reasons=list(verdict.reasons), tier=tier)
         else:
             event_time, trigger, score = report.request.until, report.follow_up_id, 1.0
+            outbox = first_at_or_after(batch.events, event_time)
         return Finding(
             detector=self.name,
             subject_kind="post",
@@ -529,6 +531,7 @@ class FanImbalanceDetector(Detector):
             trigger_event_id=trigger,
             evidence=evidence,
             cooldown_seconds=REPORT_COOLDOWN,
+            outbox_event_id=outbox,
         )
 
     # ------------------------------------------------------------------------ redis

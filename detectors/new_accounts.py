@@ -51,7 +51,15 @@ from detectors.accounts import (
     load_script,
     parse_float,
 )
-from detectors.base import ACTOR_LIKES, Batch, Detector, Finding, actor_finding, sampled
+from detectors.base import (
+    ACTOR_LIKES,
+    Batch,
+    Detector,
+    Finding,
+    actor_finding,
+    first_at_or_after,
+    sampled,
+)
 from detectors.config import NewAccountSpikeConfig, WindowsConfig
 from detectors.models import PopulationQuantiles
 from detectors.state import script_json
@@ -392,6 +400,7 @@ class NewAccountSpikeDetector(Detector):
             target, verdict = context
             event = batch.events[target.index]
             event_time, trigger, score = event.ts, event.event_id, verdict.score
+            outbox = None
             evidence.update(
                 author_id=event.author_id,
                 new_likers=verdict.new_likers,
@@ -405,6 +414,7 @@ class NewAccountSpikeDetector(Detector):
             )
         else:
             event_time, trigger, score = report.request.until, report.follow_up_id, 1.0
+            outbox = first_at_or_after(batch.events, event_time)
             if report.author:
                 evidence["author_id"] = report.author
         return Finding(
@@ -419,6 +429,7 @@ class NewAccountSpikeDetector(Detector):
             trigger_event_id=trigger,
             evidence=evidence,
             cooldown_seconds=REPORT_COOLDOWN,
+            outbox_event_id=outbox,
         )
 
     def model_state(self) -> Any:

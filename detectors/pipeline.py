@@ -151,7 +151,7 @@ class Pipeline:
         self,
         likes: Sequence[LikeEvent],
         counts: Sequence[WindowCounts | None],
-        learn: bool = True,
+        again: bool = False,
     ) -> BatchResult:
         """Run likes that another pipeline has already counted through this one's detectors
         and the alert gate; windows and snapshots are not touched.
@@ -159,8 +159,9 @@ class Pipeline:
         ``counts`` are the likes' ``actor_likes`` counts as that pipeline gave them
         (:attr:`BatchResult.like_windows`); a like it counted as a redelivery re-sends the
         alerts it triggered. This is how one stage runs the cross-account detectors on every
-        worker's likes (:class:`~detectors.swarm_stage.SwarmStage`). ``learn=False``: the
-        likes were judged before, and the models must not learn them again.
+        worker's likes (:class:`~detectors.swarm_stage.SwarmStage`). ``again``: these likes
+        were judged before (a stage taking over reads them again): they re-send the alerts
+        they triggered, and the models do not learn them twice.
         """
         if len(counts) != len(likes):
             raise ValueError(f"{len(likes)} likes but {len(counts)} counts")
@@ -169,7 +170,8 @@ class Pipeline:
             result.newest_event_time = max(like.ts for like in likes)
             unlikes: list[WindowCounts | None] = [None] * len(likes)
             windows = {ACTOR_LIKES: counts, ACTOR_UNLIKES: unlikes}
-            self._judge_and_admit(likes, windows, _statuses(likes, windows), result, learn)
+            statuses = [DUPLICATE] * len(likes) if again else _statuses(likes, windows)
+            self._judge_and_admit(likes, windows, statuses, result, learn=not again)
         self._count_towards_checkpoint(len(likes))
         return result
 
@@ -202,8 +204,14 @@ class Pipeline:
         admitted = self.gate.admit(findings)
         if redelivered:
             # Alerts these events triggered before (maybe never published: crash before ack).
+            # Only this pipeline's detectors' (a live stage's likes also triggered the workers').
             seen = {a.alert_id for a in admitted}
-            admitted += [a for a in self.gate.redelivered(redelivered) if a.alert_id not in seen]
+            mine = {d.name for d in self.detectors}
+            admitted += [
+                a
+                for a in self.gate.redelivered(redelivered)
+                if a.alert_id not in seen and a.detector in mine
+            ]
             admitted.sort(key=lambda a: (a.event_time, a.alert_id))
         result.alerts.extend(admitted)
 

@@ -121,7 +121,7 @@ class SwarmStage:
         if any(seen):
             again = [k for k, s in enumerate(seen) if s]
             alerts += self.pipeline.judge_counted(
-                [likes[k] for k in again], [counts[k] for k in again], learn=False
+                [likes[k] for k in again], [counts[k] for k in again], again=True
             ).alerts
         fresh = [k for k, s in enumerate(seen) if not s]
         if fresh:
