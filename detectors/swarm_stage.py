@@ -39,7 +39,7 @@ from detectors.base import Detector
 from detectors.config import Config
 from detectors.pipeline import Pipeline, default_detectors
 from detectors.state import RedisState
-from detectors.windows import WindowCounts
+from detectors.windows import ADDED, DUPLICATE, WindowCounts
 from schemas.records import Alert, LikeEvent
 
 #: Checkpoint entry (beside the detectors' models) of the stage's :class:`LearnedUpTo`.
@@ -69,6 +69,15 @@ class LearnedUpTo:
             self.ts, self.ids = ts, {event_id}
         elif ts == self.ts:
             self.ids.add(event_id)
+
+
+def _first_seen(window: WindowCounts | None) -> WindowCounts | None:
+    """A like new to the stage counts as added even if its worker counted it twice: that
+    worker's predecessor counted it and died before forwarding it, so the stage's models have
+    not learned it (a like the stage has seen before is :meth:`LearnedUpTo.has`)."""
+    if window is not None and window.status == DUPLICATE:
+        return WindowCounts(ADDED, window.counts)
+    return window
 
 
 def stage_detectors(config: Config) -> list[Detector]:
@@ -126,7 +135,7 @@ class SwarmStage:
         fresh = [k for k, s in enumerate(seen) if not s]
         if fresh:
             alerts += self.pipeline.judge_counted(
-                [likes[k] for k in fresh], [counts[k] for k in fresh]
+                [likes[k] for k in fresh], [_first_seen(counts[k]) for k in fresh]
             ).alerts
             for k in fresh:
                 learned.add(likes[k].event_id, likes[k].ts)

@@ -28,7 +28,7 @@ from detectors.config import Config, load_config
 from detectors.pipeline import Pipeline
 from detectors.state import RedisState
 from detectors.swarm_stage import SwarmStage, stage_detectors, worker_detectors
-from detectors.windows import WindowCounts
+from detectors.windows import DUPLICATE, WindowCounts
 from schemas.records import Alert, LikeEvent
 from stream.capture import Placed, merge_by_event_time
 from stream.replay import RejectsFile, replay
@@ -92,6 +92,7 @@ def behind(
     config: Config,
     takeover: tuple[int, int] | None = None,
     models: dict[str, object] | None = None,
+    recounted: int = 0,
 ) -> dict[str, dict[str, object]]:
     """The stage's alerts, each once, when detection (the per-account detectors) has counted
     the whole capture before the stage takes its likes, with those counts, in other batches.
@@ -99,7 +100,9 @@ def behind(
     ``takeover=(crash, resume)``: the stage dies (no shutdown) after its first ``crash``
     likes, and a new one takes over from like ``resume`` (before ``crash``: what was not
     acked is read again). ``models`` gets the stage's model states at the end (as plain
-    data, :func:`plain`)."""
+    data, :func:`plain`). ``recounted``: detection's first ``recounted`` events were counted
+    twice, by a worker that died before forwarding them and by its successor (duplicate
+    statuses): the stage gets the second counts."""
     ahead = RedisState.from_url(redis_url, namespace=namespace)
     try:
         events = [p.event for p in merge_by_event_time([capture]) if isinstance(p, Placed)]
@@ -115,6 +118,13 @@ def behind(
                 if like.type == "like":
                     likes.append(like)
                     counts.append(window)
+        if recounted:
+            again = [e for e in events[:recounted] if isinstance(e, LikeEvent)]
+            second = dict(
+                zip((e.event_id for e in again), detection.process(again).like_windows, strict=True)
+            )
+            assert {w.status for w in second.values() if w is not None} == {DUPLICATE}
+            counts = [second.get(like.event_id, c) for like, c in zip(likes, counts, strict=True)]
         crash, resume = takeover or (len(likes), len(likes))
         stage = SwarmStage(ahead, config)
         alerts = []
@@ -292,6 +302,19 @@ def test_a_stage_taking_over_reads_again_without_learning_twice(
     )
     assert relearned == learned
     assert again.keys() == whole.keys()
+    recounted: dict[str, object] = {}
+    twice = behind(
+        redis_url,
+        f"{state.namespace}-twice",
+        cross_capture,
+        config,
+        takeover=(5000, 3500),
+        models=recounted,
+        recounted=4000,
+    )
+    # Likes their worker counted twice, new to the stage, teach its models as replay's.
+    assert recounted == learned
+    assert twice.keys() == whole.keys()
     cap = config.windows.max_members
     for alert_id, alert in whole.items():
         if alert["evidence"].get("likers_day", 0) < cap:  # type: ignore[attr-defined]
