@@ -285,11 +285,15 @@ class EpochTierQuantiles:
     def compatible(self, bounds: Sequence[int], q: float, epoch_seconds: float) -> bool:
         return self.model.compatible(bounds, q) and self.epoch_seconds == epoch_seconds
 
+    def epoch(self, ts: float) -> int:
+        """The epoch event time ``ts`` falls in."""
+        return math.floor(ts / self.epoch_seconds)
+
     def learn(self, subject: str, key: str, tier: int, value: float, ts: float) -> None:
         """Hold ``value`` (sample ``key`` of ``subject``, taken at ``ts``) for its epoch."""
         flagged = self._flagged.get(subject)
         if flagged is None or ts < flagged:
-            self._pending.setdefault(self._epoch(ts), {})[key] = (subject, tier, value, ts)
+            self._pending.setdefault(self.epoch(ts), {})[key] = (subject, tier, value, ts)
 
     def flag(self, subject: str, ts: float) -> None:
         """``subject`` was flagged at ``ts``: none of its samples from then on is taught."""
@@ -298,7 +302,7 @@ class EpochTierQuantiles:
 
     def advance(self, now: float) -> None:
         """Teach and publish every epoch two behind ``now``'s (call before judging)."""
-        current = self._epoch(now)
+        current = self.epoch(now)
         if current <= self._newest_epoch:
             return
         self._newest_epoch = current
@@ -321,7 +325,7 @@ class EpochTierQuantiles:
     def get(self, tier: int, min_samples: int, ts: float) -> float | None:
         """The tier's quantile as published for ``ts``'s epoch (``None`` before
         ``min_samples``)."""
-        epoch = self._epoch(ts)
+        epoch = self.epoch(ts)
         values = self._published[0][1]
         for start, published in reversed(self._published):
             if start <= epoch:
@@ -329,9 +333,6 @@ class EpochTierQuantiles:
                 break
         count, value = values[tier]
         return value if count >= max(1, min_samples) else None
-
-    def _epoch(self, ts: float) -> int:
-        return math.floor(ts / self.epoch_seconds)
 
     def _values(self) -> list[tuple[int, float | None]]:
         model = self.model
@@ -439,15 +440,25 @@ class SuspectReports:
             requests = [ReportRequest(subject, None, at, False) for subject, at in due]
         return reports
 
+    def follow_ups(self, state: RedisState, now: float) -> tuple[list[Report], dict[str, float]]:
+        """The follow-ups due by ``now``, and where each report that ended among them ended.
+
+        A detector runs them after writing the batch's suspects (a follow-up names those liked
+        up to its due time) and before judging its posts: a report that ended within the
+        batch leaves the post's later likes free to start the next one.
+        """
+        reports = self.run(state, [], now)
+        return reports, {r.request.subject: r.request.until for r in reports if r.ended}
+
     def fetch(self, state: RedisState, requests: Sequence[ReportRequest]) -> list[Report]:
         """One round trip: the suspects of every request, with reports and schedules updated
         (no follow-up is claimed)."""
         if not requests:
             return []
-        return self._call(state, requests, None)[0]
+        return self._call(state, requests, -math.inf)[0]
 
     def _call(
-        self, state: RedisState, requests: Sequence[ReportRequest], claim_until: float | None
+        self, state: RedisState, requests: Sequence[ReportRequest], claim_until: float
     ) -> tuple[list[Report], list[tuple[str, float]]]:
         args: list[str | int | float] = [
             state.namespace,
@@ -455,7 +466,7 @@ class SuspectReports:
             self.ttl,
             self.max_accounts,
             repr(float(self.report_every)),
-            "" if claim_until is None else repr(float(claim_until)),
+            repr(float(claim_until)),
         ]
         for request in requests:
             args += [

@@ -10,15 +10,15 @@
 --   posts:   [[post, evaluation time t], ...]             posts to judge
 -- Returns one JSON object:
 --   watch:   event time this namespace first saw likes
---   authors: per author [followers, snapshot time, best post's likers, best post] ('' where
---            unknown or the author has fewer than min_followers); followers as of t
+--   authors: per author [followers as of t, best post's likers, best post] ('' where unknown
+--            or the author has fewer than min_followers)
 --   posts:   per post [distinct likers in (t - recent, +inf), views, completions, snapshot
 --            time, likers up to the snapshot's time, reported-until, 1 if a follow-up is
 --            scheduled else 0] ('' where there is no snapshot / report); the snapshot is the
 --            newest taken at or before t (see snapshots.lua), not one stored ahead of it
 --
--- Keys: {ns}:acct:{id}:h, {ns}:post:{id}:h (snapshot histories, read), {ns}:likers:{post} (distinct likers,
--- read; see post_likers.lua), {ns}:fi:watch, {ns}:fi:top:{author} (post -> most distinct
+-- Keys: {ns}:acct:{id}:h, {ns}:post:{id}:h (snapshot histories, read), {ns}:likers:{post}
+-- (distinct likers, read; see post_likers.lua), {ns}:fi:watch, {ns}:fi:top:{author} (post -> most distinct
 -- likers seen in a day, the `top_kept` best, only for authors with min_followers),
 -- {ns}:fi:sus:p:{post} (quick likers -> latest like time, within `lookback`, at most `cap`),
 -- {ns}:fi:rep:{subject} and {ns}:fi:due (read; see suspects.lua). Every key has TTL `ttl`.
@@ -52,10 +52,10 @@ redis.call('SET', watch_key, ARGV[6], 'NX')
 redis.call('EXPIRE', watch_key, ttl)
 local result = { watch = redis.call('GET', watch_key) }
 
-local followers, taken, big = {}, {}, {}
+local followers, big = {}, {}
 for a, entry in ipairs(batch.authors) do
   local snap = as_of(ns .. ':acct:' .. entry[1], entry[2])
-  followers[a], taken[a] = snap.followers or '', snap.ts or ''
+  followers[a] = snap.followers or ''
   big[a] = (tonumber(followers[a]) or 0) >= min_followers
 end
 local touched = {}
@@ -78,7 +78,7 @@ for a, entry in ipairs(batch.authors) do
     local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
     best, best_post = top[2] or '', top[1] or ''
   end
-  authors[a] = { followers[a], taken[a], best, best_post }
+  authors[a] = { followers[a], best, best_post }
 end
 result.authors = authors
 

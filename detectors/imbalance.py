@@ -83,11 +83,11 @@ class Author:
     """What the batch script found about an author of the batch.
 
     ``best`` (distinct likers of their best post in about a day) is only kept for authors with
-    at least ``min_followers``; ``index`` is the author's last like in the batch.
+    at least ``min_followers``; ``index`` is the author's last like in the batch, and
+    ``followers`` are as of that like (never from a snapshot taken after it).
     """
 
     followers: float | None
-    snapshot_ts: float | None
     best: float | None
     best_post: str
     index: int
@@ -319,11 +319,7 @@ class FanImbalanceDetector(Detector):
         first = min(e.ts for e in events)
         watch, authors, snapshots = self._exchange(batch, activity, quick, now, first)
         observed = now - watch
-        # Follow-ups due by now, after this batch's quick likers are written (a follow-up names
-        # those liked up to its due time) and before posts are judged: a report that ends
-        # within the batch leaves the post's later likes free to start the next one.
-        reports = self.reports.run(batch.state, [], now)
-        ended = {r.request.subject: r.request.until for r in reports if r.ended}
+        reports, ended = self.reports.follow_ups(batch.state, now)
 
         if batch.learn:
             self._learn_audience(batch, activity, positions, authors)
@@ -452,16 +448,13 @@ class FanImbalanceDetector(Detector):
         if not followers or followers < cfg.min_followers or best is None:
             return None
         event = batch.events[author.index]
-        if author.snapshot_ts is not None and event.ts < author.snapshot_ts:
-            # The follower count is newer than this like: the verdict waits for a later one.
-            return None
         if self.max_window_members and best >= self.max_window_members:
             return None  # a capped count: "at least this many", never "few"
         tier = self.engagement.tier(followers)
         threshold = self.engagement_threshold(tier, event.ts)
         flagged, score = judge_author(followers, best, threshold)
         # One sample per author per epoch, its last (the flag keeps a flagged author's out).
-        key = f"{author_id}:{math.floor(event.ts / self.engagement.epoch_seconds)}"
+        key = f"{author_id}:{self.engagement.epoch(event.ts)}"
         if batch.learn and sampled(key, cfg.learn_fraction):
             self.engagement.learn(author_id, key, tier, log_ratio(best, followers), event.ts)
         if not flagged:
@@ -595,12 +588,11 @@ class FanImbalanceDetector(Detector):
         authors = {
             author: Author(
                 followers=parse_float(followers),
-                snapshot_ts=parse_float(taken),
                 best=parse_float(best),
                 best_post=str(best_post),
                 index=author_index[author],
             )
-            for author, (followers, taken, best, best_post) in zip(
+            for author, (followers, best, best_post) in zip(
                 author_slot, reply["authors"] or [], strict=True
             )
         }

@@ -217,20 +217,21 @@ class NewAccountSpikeDetector(Detector):
         if candidates:
             born_at, targets = self._exchange(batch, created, candidates)
             findings += self._actor_side(batch, candidates, born_at, bars)
-        # Follow-ups due by now, after this batch's new likers are written (a follow-up names
-        # those liked up to its due time) and before posts are judged: a report that ends
-        # within the batch leaves the post's later likes free to start the next one.
-        reports = self.reports.run(batch.state, [], now)
-        ended = {r.request.subject: r.request.until for r in reports if r.ended}
+        reports, ended = self.reports.follow_ups(batch.state, now)
+        # A post whose report ended within the batch was not judged (it was under report):
+        # its likes after the end are counted again, free to start the next report.
+        events = batch.events
         again = [
             i
             for i in candidates
-            if POST + batch.events[i].post_id in ended
-            and targets[batch.events[i].post_id].scheduled
-            and batch.events[i].ts > ended[POST + batch.events[i].post_id]
+            if (end := ended.get(POST + events[i].post_id)) is not None
+            and targets[events[i].post_id].scheduled
+            and events[i].ts > end
         ]
         if again:
-            targets |= self._exchange(batch, created, again)[1]
+            actors = {events[i].actor_id for i in again}
+            of_again = {a: b for a, b in created.items() if a in actors}
+            targets |= self._exchange(batch, of_again, again)[1]
 
         requests: list[ReportRequest] = []
         context: dict[str, tuple[Target, TargetVerdict]] = {}
@@ -270,14 +271,12 @@ class NewAccountSpikeDetector(Detector):
     ) -> tuple[dict[str, tuple[float | None, float]], dict[str, Target]]:
         """One round trip (see ``new_accounts.lua``).
 
-        Returns the creation times found for the accounts (of ``created``, in order) with since
-        when each is known, and what the script counted for each post liked by a candidate.
+        ``created`` holds the candidates' actors (and no others). Returns the creation times
+        found for them (in order) with since when each is known, and what the script counted
+        for each post liked by a candidate.
         """
         cfg = self.config
         events = batch.events
-        if len(candidates) < len(events):
-            wanted = {events[i].actor_id for i in candidates}
-            created = {a: b for a, b in created.items() if a in wanted}
         slot = {actor: position + 1 for position, actor in enumerate(created)}
         by_post: dict[str, list[int]] = {}
         for index in candidates:

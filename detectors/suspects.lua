@@ -13,8 +13,8 @@
 -- yet, ahead of the new ones. In one event-time-ordered stream (replay, one worker) there are
 -- none, except a like tied in time with where a report ended or cut.
 --
--- ARGV: namespace, prefix, ttl, max members per answer, report_every, claim until ('' = claim
---       nothing), then per request: subject, since ('' = where the last report ended), until,
+-- ARGV: namespace, prefix, ttl, max members per answer, report_every, claim until (-inf:
+--       claim nothing), then per request: subject, since ('' = where the last report ended), until,
 --       initial (1 | 0), author ('' if none)
 -- Returns per request: author, first alert time ('' if none), suspects reported so far, the
 --       `since` and `until` used, n, then n suspects (oldest first); then, after the requests
@@ -100,11 +100,8 @@ while i <= n do
   out[#out + 1] = #members
   for _, member in ipairs(members) do out[#out + 1] = member end
 end
-local claimed = {}
-if claim_until ~= '' then
-  claimed = redis.call('ZRANGEBYSCORE', due_key, '-inf', claim_until, 'WITHSCORES')
-  for j = 1, #claimed, 2 do redis.call('ZREM', due_key, claimed[j]) end
-end
+local claimed = redis.call('ZRANGEBYSCORE', due_key, '-inf', claim_until, 'WITHSCORES')
+for j = 1, #claimed, 2 do redis.call('ZREM', due_key, claimed[j]) end
 out[#out + 1] = #claimed / 2
 for _, value in ipairs(claimed) do out[#out + 1] = value end
 out[#out + 1] = redis.call('ZRANGE', due_key, 0, 0, 'WITHSCORES')[2] or ''
